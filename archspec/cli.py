@@ -1,0 +1,129 @@
+"""The `archspec` command line. Heavy imports (torch, onnx, graphviz) live inside the
+commands that need them, so `check` and `report` start fast and never import torch.
+
+Exit codes: 0 ok, 1 the spec is invalid, 2 usage or environment error.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from archspec.errors import SpecError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Check, report, draw and compile CNN architectures written as YAML.")
+
+EXIT_INVALID, EXIT_USAGE = 1, 2
+
+
+def fail(error: SpecError | str, code: int = EXIT_INVALID):
+    typer.echo(str(error) if isinstance(error, SpecError) else f"error: {error}", err=True)
+    raise typer.Exit(code)
+
+
+def parse_shape(text: Optional[str]) -> Optional[tuple]:
+    """'3x224x224' -> (3, 224, 224)."""
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(v) for v in text.lower().replace(",", "x").split("x"))
+    except ValueError:
+        shape = ()
+    if not shape or any(v < 1 for v in shape) or len(shape) > 3:
+        fail(f"--input must look like CxHxW, e.g. 3x224x224. Received: '{text}'", EXIT_USAGE)
+    return shape
+
+
+def load_graph(path: Path, input_shape=None, allow_outside: bool = False):
+    """Load and expand a spec; SpecErrors propagate to the caller."""
+    from archspec.graph.build import build_graph
+    from archspec.spec.compose import load_spec
+
+    spec = load_spec(path, allow_outside=allow_outside, input_override=input_shape)
+    return spec, build_graph(spec)
+
+
+def _existing(path: Path) -> None:
+    if not path.exists():
+        fail(f"no such file: {path}", EXIT_USAGE)
+
+
+@app.command()
+def check(specs: List[Path] = typer.Argument(..., help="Spec files to check."),
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="Print errors only."),
+          allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory.")):
+    """Validate specs: schema, references, and every shape. Exit 1 if any is invalid."""
+    from archspec.graph.analyze import analyze
+
+    bad = 0
+    for path in specs:
+        _existing(path)
+        try:
+            _, graph = load_graph(path, allow_outside=allow_outside)
+        except SpecError as exc:
+            typer.echo(str(exc), err=True)
+            bad += 1
+            continue
+        totals = analyze(graph).totals
+        for warning in graph.warnings:
+            typer.echo(str(warning), err=True)
+        if not quiet:
+            typer.echo(f"{path}: ok — {graph.name}, {len(graph.nodes)} ops, {totals['params']:,} params, "
+                       f"output {'x'.join(map(str, graph.shape(graph.output)))}")
+    if bad:
+        raise typer.Exit(EXIT_INVALID)
+
+
+@app.command()
+def report(spec: Path = typer.Argument(..., help="Spec file."),
+           input: Optional[str] = typer.Option(None, "--input", help="Override the input size, CxHxW."),
+           format: str = typer.Option("table", "--format", "-f", help="table, json, markdown or csv."),
+           output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write to a file (atomically)."),
+           allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory.")):
+    """Per-layer output shape, parameters, MACs, memory and receptive field, with totals."""
+    from archspec.graph.analyze import analyze
+    from archspec.report.render import RENDERERS
+
+    if format not in RENDERERS:
+        fail(f"--format must be one of {', '.join(RENDERERS)}. Received: '{format}'", EXIT_USAGE)
+    _existing(spec)
+    shape = parse_shape(input)
+    try:
+        _, graph = load_graph(spec, shape, allow_outside)
+    except SpecError as exc:
+        fail(exc)
+    text = RENDERERS[format](analyze(graph))
+    if output is None:
+        typer.echo(text)
+    else:
+        from archspec.io import write_atomic
+
+        write_atomic(output, text.encode() + b"\n")
+        typer.echo(f"wrote {output}", err=True)
+
+
+@app.command()
+def ops():
+    """List the primitive ops and built-in blocks."""
+    from archspec.blocks import BLOCKS
+    from archspec.ops import OPS
+
+    width = max(map(len, list(OPS) + list(BLOCKS)))
+    typer.echo("ops:")
+    for name, op in sorted(OPS.items()):
+        typer.echo(f"  {name.ljust(width)}  {type(op).summary()}")
+    typer.echo("blocks:")
+    for name, block in sorted(BLOCKS.items()):
+        doc = (sys.modules[type(block).__module__].__doc__ or "").strip().splitlines()
+        typer.echo(f"  {name.ljust(width)}  {doc[0] if doc else ''}")
+
+
+def main():
+    app()
+
+
+if __name__ == "__main__":
+    main()

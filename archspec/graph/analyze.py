@@ -1,0 +1,136 @@
+"""Static analysis of an expanded graph: parameters, MACs, memory and receptive field per
+node, with totals. Pure integer arithmetic — no torch.
+
+What is counted (docs/counting.md):
+- params: every parameter element (weights and biases; BN's γ, β; not BN's running stats,
+  which are buffers). `trainable_params` leaves out frozen ones (`trainable: false` layers,
+  LeNet-5's fixed RBF prototypes).
+- macs: multiply-accumulates against learned weights, per sample — conv, transposed conv,
+  locally connected, linear and RBF layers. Pooling, normalisation, activations and merges
+  are element-wise and counted as 0 MACs.
+- param_bytes: params × 4 (fp32). activation_bytes: every node's output, × 4 bytes, batch 1.
+- receptive field: size, jump (stride in input pixels) and start (centre of the first
+  output's field) per spatial axis.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from math import prod
+
+from archspec.graph.ir import INPUT, Graph
+from archspec.ops import OPS
+
+BYTES_PER_VALUE = 4  # fp32
+
+
+@dataclass(frozen=True)
+class Field:
+    """Receptive field along one axis, in input pixels."""
+
+    size: float = 1
+    jump: float = 1
+    start: float = 0.5
+
+
+@dataclass
+class LayerStats:
+    name: str
+    op: str
+    shape: list
+    inputs: list
+    params: int
+    trainable_params: int
+    macs: int
+    param_bytes: int
+    activation_bytes: int
+    receptive_field: list  # [size_h, size_w]
+    jump: list
+    line: int
+    training_only: bool = False
+
+
+@dataclass
+class Report:
+    name: str
+    input: list
+    output: list
+    totals: dict
+    layers: list
+    warnings: list
+    training_only: dict = field(default_factory=dict)
+    outputs: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "input": self.input,
+            "output": self.output,
+            "totals": self.totals,
+            "training_only": self.training_only,
+            "outputs": self.outputs,
+            "layers": [asdict(layer) for layer in self.layers],
+            "warnings": self.warnings,
+        }
+
+
+def analyze(graph: Graph) -> Report:
+    fields = {INPUT: (Field(), Field())}
+    layers = []
+    for node in graph.nodes.values():
+        op = OPS[node.op]
+        in_shapes = [graph.shape(i) for i in node.inputs]
+        params = op.params(node.params, in_shapes, node.shape)
+        frozen = params if not node.trainable else op.frozen_params(node.params, in_shapes, node.shape)
+        fields[node.name] = _receptive(op, node, [fields[i] for i in node.inputs], in_shapes)
+        fh, fw = fields[node.name]
+        layers.append(LayerStats(
+            name=node.name, op=node.op, shape=list(node.shape), inputs=list(node.inputs),
+            params=params, trainable_params=params - frozen,
+            macs=op.macs(node.params, in_shapes, node.shape),
+            param_bytes=params * BYTES_PER_VALUE,
+            activation_bytes=prod(node.shape) * BYTES_PER_VALUE,
+            receptive_field=[_num(fh.size), _num(fw.size)], jump=[_num(fh.jump), _num(fw.jump)],
+            line=node.loc.line, training_only=node.training_only,
+        ))
+    main = [s for s in layers if not s.training_only]
+    aux = [s for s in layers if s.training_only]
+    return Report(
+        name=graph.name, input=list(graph.input_shape), output=list(graph.shape(graph.output)),
+        totals=_totals(main), layers=layers,
+        warnings=[str(w) for w in graph.warnings],
+        training_only=_totals(aux),
+        outputs={name: list(graph.shape(name)) for name in [graph.output, *graph.extra_outputs]},
+    )
+
+
+def _totals(stats) -> dict:
+    return {
+        "params": sum(s.params for s in stats),
+        "trainable_params": sum(s.trainable_params for s in stats),
+        "macs": sum(s.macs for s in stats),
+        "param_bytes": sum(s.param_bytes for s in stats),
+        "activation_bytes": sum(s.activation_bytes for s in stats),
+    }
+
+
+def _receptive(op, node, inputs, in_shapes):
+    """Propagate (size, jump, start) through one op, per spatial axis."""
+    if len(inputs) > 1:  # a merge sees the union of its inputs' fields
+        return tuple(max((f[a] for f in inputs), key=lambda f: f.size) for a in range(2))
+    (fh, fw), shape = inputs[0], in_shapes[0]
+    if op.spatial == "pointwise":
+        return fh, fw
+    if op.spatial == "global":
+        extent = shape[1:3] if len(shape) == 3 else (1, 1)
+        return tuple(Field(f.size + (n - 1) * f.jump, f.jump * n, f.start + (n - 1) / 2 * f.jump)
+                     for f, n in zip((fh, fw), extent))
+    kernel, stride, padding, dilation = op.window(node.params)
+    out = []
+    for f, k, s, p, d in zip((fh, fw), kernel, stride, padding, dilation):
+        span = d * (k - 1) + 1
+        out.append(Field(f.size + (span - 1) * f.jump, f.jump * s, f.start + ((span - 1) / 2 - p) * f.jump))
+    return tuple(out)
+
+
+def _num(x):
+    return int(x) if float(x).is_integer() else round(x, 3)

@@ -1,0 +1,40 @@
+"""Output-size formulas, as pure integer functions (no torch). They match PyTorch exactly.
+
+The textbook form is ``o = floor((i - k + 2p) / s) + 1``; with dilation the effective kernel
+is ``d(k-1) + 1``.
+"""
+from __future__ import annotations
+
+
+def conv_out(i: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> int:
+    """Convolution/pooling output size: floor((i + 2p - d(k-1) - 1) / s) + 1."""
+    return (i + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def pool_out(i: int, k: int, s: int, p: int = 0, d: int = 1, ceil_mode: bool = False) -> int:
+    """Pooling output size, PyTorch rules: with ceil_mode the last window must start inside
+    the input or its left padding, else it is dropped."""
+    span = i + 2 * p - d * (k - 1) - 1
+    if not ceil_mode:
+        return span // s + 1
+    o = -(-span // s) + 1
+    if (o - 1) * s >= i + p:
+        o -= 1
+    return o
+
+
+def conv_transpose_out(i: int, k: int, s: int = 1, p: int = 0, d: int = 1, output_padding: int = 0) -> int:
+    """Transposed convolution output size: (i-1)s - 2p + d(k-1) + output_padding + 1."""
+    return (i - 1) * s - 2 * p + d * (k - 1) + output_padding + 1
+
+
+def dropped_pixels(i: int, k: int, s: int, p: int = 0, d: int = 1) -> int:
+    """Input pixels (incl. padding) at the far edge that no window covers when flooring."""
+    span = i + 2 * p - d * (k - 1) - 1
+    return span % s if span >= 0 else 0
+
+
+def same_padding(k: int, d: int = 1) -> tuple[int, int]:
+    """(left, right) padding PyTorch's padding='same' applies for stride 1."""
+    total = d * (k - 1)
+    return total // 2, total - total // 2

@@ -1,0 +1,90 @@
+"""Merges of several inputs: `add` (residual), `concat` (inception, dense, U-Net skips) and
+`mul` (squeeze-and-excitation's channel scale)."""
+from __future__ import annotations
+
+from archspec.errors import ShapeError
+from archspec.ops.registry import Op, register
+
+
+def _shapes(inputs) -> str:
+    return ", ".join(str(list(s)) for s in inputs)
+
+
+@register
+class Add(Op):
+    """Element-wise sum of two or more inputs of equal shape (residual connections).
+
+    Input shapes: all equal. Output shape: the same.
+
+    ```yaml
+    - add: {from: [conv2, shortcut]}
+    ```
+    """
+
+    name = "add"
+    arity = (2, 64)
+
+    def infer(self, p, inputs):
+        if any(s != inputs[0] for s in inputs):
+            raise ShapeError("add needs inputs of equal shape", shapes=_shapes(inputs))
+        return inputs[0]
+
+    def torch(self, p, inputs, out):
+        from archspec.compile import modules
+
+        return modules.Add()
+
+
+@register
+class Mul(Op):
+    """Element-wise product; a (C, 1, 1) input is broadcast over H and W (SE's channel scale).
+
+    Input shapes: equal, or (C, H, W) with (C, 1, 1). Output shape: the larger one.
+
+    ```yaml
+    - mul: {from: [input, excite]}
+    ```
+    """
+
+    name = "mul"
+    arity = (2, 64)
+
+    def infer(self, p, inputs):
+        full = max(inputs, key=lambda s: (len(s), sum(s)))
+        for s in inputs:
+            if s != full and not (len(s) == len(full) and s[0] == full[0] and all(d == 1 for d in s[1:])):
+                raise ShapeError("mul needs equal shapes, or (C, 1, 1) beside (C, H, W)",
+                                 shapes=_shapes(inputs))
+        return full
+
+    def torch(self, p, inputs, out):
+        from archspec.compile import modules
+
+        return modules.Mul()
+
+
+@register
+class Concat(Op):
+    """Concatenation along the channel axis (inception branches, dense blocks, U-Net skips).
+
+    Input shapes: (C_i, H, W) with equal H, W. Output shape: (ΣC_i, H, W).
+
+    ```yaml
+    - concat: {from: [up1, enc3]}
+    ```
+    """
+
+    name = "concat"
+    arity = (1, 1024)
+
+    def infer(self, p, inputs):
+        rest = inputs[0][1:]
+        if any(len(s) != len(inputs[0]) or s[1:] != rest for s in inputs):
+            raise ShapeError("concat needs equal sizes on every axis but channels",
+                             shapes=_shapes(inputs))
+        return (sum(s[0] for s in inputs), *rest)
+
+    def torch(self, p, inputs, out):
+        from archspec.compile import modules
+
+        return modules.Concat()

@@ -1,0 +1,191 @@
+"""From files to a `Spec`: loading, top-level validation, `extends` and `override`.
+
+A spec may `extends: base.yaml` (resolved relative to the spec, and not allowed to leave the
+spec's directory tree unless the caller allows it) and replace layers by id::
+
+    extends: resnet18.yaml
+    override:
+      fc: {linear: {id: fc, out: 10}}
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from archspec.errors import Location, SpecError
+from archspec.spec.load import Doc, Src, load_file, load_text
+from archspec.spec.schema import SpecFile, TemplateDef
+from archspec.spec.validate import validate
+
+MAX_EXTENDS_DEPTH = 16
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A layer entry that came from somewhere else (an override): carries its own source."""
+
+    raw: object
+    src: Src
+
+
+@dataclass
+class Template:
+    name: str
+    definition: TemplateDef
+    src: Src  # the template's definition
+
+
+@dataclass
+class Spec:
+    """A validated spec, ready to build: everything the graph builder needs, with sources."""
+
+    name: str
+    input: tuple
+    vars: dict  # name -> (value, Src)
+    templates: dict  # name -> Template
+    layers: list
+    layers_src: Src
+    src: Src  # the root of the (most derived) document
+    description: str = ""
+    files: list = field(default_factory=list)
+
+
+def load_spec(path, *, allow_outside: bool = False, input_override: tuple | None = None) -> Spec:
+    """Load, validate and resolve a spec file."""
+    doc = load_file(path)
+    return _compose(doc, Path(path).resolve().parent, allow_outside, input_override, depth=0)
+
+
+def load_spec_text(text: str, file: str = "<spec>", base_dir=".", **kwargs) -> Spec:
+    doc = load_text(text, file)
+    return _compose(doc, Path(base_dir).resolve(), kwargs.get("allow_outside", False),
+                    kwargs.get("input_override"), depth=0)
+
+
+def _compose(doc: Doc, root: Path, allow_outside: bool, input_override, depth: int,
+             seen: tuple = ()) -> Spec:
+    src = doc.src()
+    header = validate(SpecFile, doc.data, src, "spec")
+    base = None
+    if header.extends is not None:
+        base = _load_base(header.extends, doc, root, allow_outside, depth, seen)
+    elif header.layers is None:
+        raise src.error("spec: missing required key 'layers' (or 'extends' to inherit them)")
+    if base is None and header.input is None and input_override is None:
+        raise src.error("spec: missing required key 'input' ([C, H, W]; batch is implicit)")
+
+    vars_ = dict(base.vars) if base else {}
+    vars_.update({k: (v, src.child("vars", k)) for k, v in header.vars.items()})
+    templates = dict(base.templates) if base else {}
+    templates.update({k: Template(k, t, src.child("templates", k)) for k, t in header.templates.items()})
+    if header.layers is not None:
+        layers, layers_src = header.layers, src.child("layers")
+    else:
+        layers, layers_src = base.layers, base.layers_src
+    if header.override:
+        if base is None:
+            raise src.child("override").error("spec: 'override' needs 'extends' (there is nothing to override)",
+                                              key=True)
+        layers = _apply_overrides(layers, layers_src, header.override, src.child("override"))
+    if input_override is not None:
+        shape = tuple(input_override)
+    elif header.input is not None:
+        shape = tuple(header.input)
+    else:
+        shape = base.input
+    name = header.name or (base.name if base else Path(doc.file).stem)
+    files = (base.files if base else []) + [doc.file]
+    return Spec(name, shape, vars_, templates, layers, layers_src, src, header.description, files)
+
+
+def _load_base(rel: str, doc: Doc, root: Path, allow_outside: bool, depth: int, seen: tuple) -> Spec:
+    where = doc.src(("extends",))
+    if depth >= MAX_EXTENDS_DEPTH:
+        raise where.error(f"'extends' chain is deeper than {MAX_EXTENDS_DEPTH} files")
+    here = Path(doc.file).resolve().parent if os.path.exists(doc.file) else root
+    target = (here / rel).resolve()
+    if not allow_outside and not target.is_relative_to(root):
+        raise where.error(f"'extends: {rel}' leaves the spec's directory ({root})",
+                          hint="move the base spec next to this one, or pass --allow-outside")
+    if target in seen:
+        raise where.error(f"'extends' forms a cycle: {' -> '.join(p.name for p in seen + (target,))}")
+    if not target.is_file():
+        raise where.error(f"'extends: {rel}': no such file ({target})")
+    base_doc = load_file(target, display=_display(target))
+    return _compose(base_doc, root, allow_outside, None, depth + 1, seen + (target,))
+
+
+def _display(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def _apply_overrides(layers: list, layers_src: Src, overrides: dict, src: Src) -> list:
+    layers = _copy_tree(layers)
+    for target, replacement in overrides.items():
+        where = src.child(target)
+        container, index = _find_layer(layers, target.split("."))
+        if container is None:
+            raise where.error(f"override: no layer with id '{target}' in the base spec", key=True)
+        old = container[index]
+        if isinstance(old, Placed):
+            old = old.raw
+        container[index] = Placed(_keep_id(replacement, old), where)
+    return layers
+
+
+def _keep_id(new, old):
+    """An override keeps the replaced layer's id unless it gives its own."""
+    if isinstance(new, dict) and len(new) == 1:
+        (kind, body), = new.items()
+        old_id = _layer_id(old)
+        body = dict(body or {})
+        if old_id is not None and "id" not in body:
+            body["id"] = old_id
+        return {kind: body}
+    return new
+
+
+def _layer_id(entry):
+    if isinstance(entry, Placed):
+        entry = entry.raw
+    if isinstance(entry, dict) and len(entry) == 1:
+        body = next(iter(entry.values()))
+        if isinstance(body, dict):
+            return body.get("id")
+    return None
+
+
+def _find_layer(layers: list, parts: list):
+    for i, entry in enumerate(layers):
+        ident = _layer_id(entry)
+        if ident == parts[0] or (ident is None and parts[0] == str(i)):
+            if len(parts) == 1:
+                return layers, i
+            raw = entry.raw if isinstance(entry, Placed) else entry
+            body = next(iter(raw.values())) if isinstance(raw, dict) else None
+            for key in ("layers", "body"):
+                nested = body.get(key) if isinstance(body, dict) else None
+                if isinstance(nested, list):
+                    found = _find_layer(nested, parts[1:])
+                    if found[0] is not None:
+                        return found
+    return None, None
+
+
+def _copy_tree(value):
+    if isinstance(value, dict):
+        return {k: _copy_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy_tree(v) for v in value]
+    return value
+
+
+def unknown_location(file: str) -> Location:
+    return Location(file, 1, 1)
+
+
+__all__ = ["Spec", "Template", "Placed", "load_spec", "load_spec_text", "SpecError"]
