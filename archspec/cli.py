@@ -121,6 +121,24 @@ def ops():
         typer.echo(f"  {name.ljust(width)}  {doc[0] if doc else ''}")
 
 
+def _register_commands() -> None:
+    import importlib
+
+    from archspec.commands import COMMAND_MODULES
+
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"archspec.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"archspec.commands.{name}":
+                raise
+            continue  # that command family is not built yet
+        module.register(app)
+
+
+_register_commands()
+
+
 def main():
     app()
 

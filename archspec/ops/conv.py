@@ -7,7 +7,7 @@ from typing import Literal, Optional, Union
 from pydantic import model_validator
 
 from archspec.errors import ShapeError
-from archspec.ops.formulas import conv_out, conv_transpose_out, dropped_pixels, same_padding
+from archspec.ops.formulas import conv_out, conv_transpose_out, floor_warning, same_padding
 from archspec.ops.registry import NonNegativePair, Op, OpParams, Pair, Positive, need_rank, register
 
 
@@ -64,13 +64,7 @@ def _spatial_out(op: str, p, shape, padding) -> tuple[int, int]:
 def _floor_warnings(p, shape, padding) -> list[str]:
     if p.padding == "same":
         return []
-    notes = []
-    for axis, i, k, s, pad, d in zip(("rows", "columns"), shape[1:], p.kernel, p.stride, padding, p.dilation):
-        lost = dropped_pixels(i, k, s, pad, d)
-        if lost:
-            notes.append(f"floor((i + 2p - k) / s) is not exact: the last {lost} input {axis} are never "
-                         f"covered (i={i}, k={k}, s={s}, p={pad})")
-    return notes
+    return floor_warning("the convolution", shape, p.kernel, p.stride, padding, p.dilation)
 
 
 @register

@@ -29,9 +29,25 @@ def conv_transpose_out(i: int, k: int, s: int = 1, p: int = 0, d: int = 1, outpu
 
 
 def dropped_pixels(i: int, k: int, s: int, p: int = 0, d: int = 1) -> int:
-    """Input pixels (incl. padding) at the far edge that no window covers when flooring."""
+    """Real input pixels at the far edge that no window covers because the formula floors.
+
+    Uncovered padding does not count, nor do windows narrower than the stride (those skip
+    pixels everywhere by design, e.g. a strided 1x1 projection)."""
     span = i + 2 * p - d * (k - 1) - 1
-    return span % s if span >= 0 else 0
+    if span < 0 or d * (k - 1) + 1 < s:
+        return 0
+    return max(0, span % s - p)
+
+
+def floor_warning(what: str, shape, kernel, stride, padding, dilation=(1, 1)) -> list[str]:
+    """One warning naming the axes on which flooring drops input pixels, or none."""
+    lost = [(axis, dropped_pixels(i, k, s, p, d), i, k, s, p) for axis, i, k, s, p, d in
+            zip(("rows", "columns"), shape[-2:], kernel, stride, padding, dilation)]
+    lost = [entry for entry in lost if entry[1]]
+    if not lost:
+        return []
+    parts = "; ".join(f"the last {n} input {axis} (i={i}, k={k}, s={s}, p={p})" for axis, n, i, k, s, p in lost)
+    return [f"(i + 2p - k) / s is not an integer, so {what} never sees {parts}"]
 
 
 def same_padding(k: int, d: int = 1) -> tuple[int, int]:

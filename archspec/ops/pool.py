@@ -6,7 +6,7 @@ from typing import Optional
 from pydantic import model_validator
 
 from archspec.errors import ShapeError
-from archspec.ops.formulas import dropped_pixels, pool_out
+from archspec.ops.formulas import floor_warning, pool_out
 from archspec.ops.registry import NonNegativePair, Op, OpParams, Pair, need_rank, register
 
 
@@ -55,14 +55,9 @@ class _WindowPool(Op):
     def warnings(self, p, inputs, out):
         if p.ceil_mode:
             return []
-        d = getattr(p, "dilation", (1, 1))
-        notes = []
-        for axis, i, k, s, pad, dd in zip(("rows", "columns"), inputs[0][1:], p.kernel, p.strides, p.padding, d):
-            lost = dropped_pixels(i, k, s, pad, dd)
-            if lost:
-                notes.append(f"floor((i + 2p - k) / s) is not exact: the last {lost} input {axis} are "
-                             f"never pooled (i={i}, k={k}, s={s}, p={pad}); ceil_mode: true keeps them")
-        return notes
+        notes = floor_warning("the pooling", inputs[0], p.kernel, p.strides, p.padding,
+                              getattr(p, "dilation", (1, 1)))
+        return [n + "; ceil_mode: true keeps them" for n in notes]
 
     def window(self, p):
         return p.kernel, p.strides, p.padding, getattr(p, "dilation", (1, 1))

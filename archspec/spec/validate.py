@@ -27,7 +27,9 @@ def validate(model: type[M], data, src: Src, what: str) -> M:
 
 
 def _translate(exc: ValidationError, model, data: dict, src: Src, what: str) -> SpecError:
-    err = exc.errors(include_url=False)[0]
+    errors = exc.errors(include_url=False)
+    # A misspelt key shows up as 'unknown key' plus 'missing key': the unknown one is the cause.
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(err["loc"])
     kind = err["type"]
     # pydantic appends union-member tags such as 'int' or 'tuple[int,int]' to the loc; keep
