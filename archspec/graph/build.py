@@ -97,7 +97,7 @@ class Builder:
         inputs = self._inputs(envelope, body_src, scope, default_input, what)
         flags = replace(scope, trainable=scope.trainable if envelope.trainable is None else envelope.trainable,
                         training_only=scope.training_only or envelope.training_only)
-        self._claim(name, src, what)
+        self._claim(name, body_src.child("id") if envelope.id else src, what)
         if envelope.repeat is not None:
             out = self._repeat(kind, body, body_src, envelope, name, inputs, flags, what)
         elif isinstance(definition, Template):

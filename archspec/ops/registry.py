@@ -19,7 +19,7 @@ Shape = tuple  # output shape without batch: (C, H, W), (C, L) or (F,)
 class OpParams(BaseModel):
     """Base for op parameter schemas: strict keys, immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 def _as_pair(value):

@@ -1,0 +1,31 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT / "specs"
+
+
+def zoo_specs():
+    """Every spec in the zoo, found at collection time so a new spec is tested automatically."""
+    return sorted(SPECS.glob("*.yaml"))
+
+
+@pytest.fixture
+def write_spec(tmp_path):
+    """Write spec text to a file in a temporary directory and return its path."""
+
+    def write(text: str, name: str = "spec.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(text)
+        return path
+
+    return write
+
+
+def run_cli(*args, env=None, cwd=None):
+    """Run the real CLI in a subprocess, as a user would."""
+    return subprocess.run([sys.executable, "-m", "archspec", *map(str, args)], capture_output=True,
+                          text=True, env=env, cwd=cwd or ROOT, timeout=600)
