@@ -124,7 +124,7 @@ def _receptive(op, node, inputs, in_shapes):
         extent = shape[1:3] if len(shape) == 3 else (1, 1)
         return tuple(Field(f.size + (n - 1) * f.jump, f.jump * n, f.start + (n - 1) / 2 * f.jump)
                      for f, n in zip((fh, fw), extent))
-    kernel, stride, padding, dilation = op.window(node.params)
+    kernel, stride, padding, dilation = op.window(node.params, shape)
     out = []
     for f, k, s, p, d in zip((fh, fw), kernel, stride, padding, dilation):
         span = d * (k - 1) + 1

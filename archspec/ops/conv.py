@@ -110,7 +110,7 @@ class Conv(Op):
     def warnings(self, p, inputs, out):
         return _floor_warnings(p, inputs[0], _padding(p))
 
-    def window(self, p):
+    def window(self, p, shape):
         return p.kernel, p.stride, _padding(p), p.dilation
 
     def torch(self, p, inputs, out):
@@ -184,7 +184,7 @@ class ConvTranspose(Op):
         c, h, w = inputs[0]
         return h * w * c * (p.out // p.groups) * p.kernel[0] * p.kernel[1]
 
-    def window(self, p):
+    def window(self, p, shape):
         # Each output pixel depends on about k/s input pixels: a fractional stride.
         return p.kernel, (1, 1), p.padding, p.dilation
 
@@ -236,7 +236,7 @@ class LocallyConnected(Op):
         c = inputs[0][0]
         return out[1] * out[2] * p.out * c * p.kernel[0] * p.kernel[1]
 
-    def window(self, p):
+    def window(self, p, shape):
         return p.kernel, p.stride, p.padding, (1, 1)
 
     def torch(self, p, inputs, out):

@@ -59,7 +59,7 @@ class _WindowPool(Op):
                               getattr(p, "dilation", (1, 1)))
         return [n + "; ceil_mode: true keeps them" for n in notes]
 
-    def window(self, p):
+    def window(self, p, shape):
         return p.kernel, p.strides, p.padding, getattr(p, "dilation", (1, 1))
 
 
@@ -170,13 +170,19 @@ class AdaptiveAvgPool(Op):
 
     name = "adaptive_avgpool"
     Params = AdaptivePoolParams
-    spatial = "global"
+    spatial = "window"
     onnx_notes = "exported as AveragePool only when the input size divides the output size"
 
     def infer(self, p, inputs):
         (shape,) = inputs
         need_rank(self.name, shape, (3,))
         return (shape[0], *p.size)
+
+    def window(self, p, shape):
+        # Bin j spans [floor(j*i/o), ceil((j+1)*i/o)): at most ceil(i/o) + 1 pixels wide.
+        kernel = tuple(-(-i // o) + (1 if i % o else 0) for i, o in zip(shape[1:], p.size))
+        stride = tuple(max(1, i // o) for i, o in zip(shape[1:], p.size))
+        return kernel, stride, (0, 0), (1, 1)
 
     def torch(self, p, inputs, out):
         import torch.nn as nn

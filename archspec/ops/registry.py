@@ -74,8 +74,9 @@ class Op:
     def warnings(self, p, inputs: list[Shape], out: Shape) -> list[str]:
         return []
 
-    def window(self, p) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]]:
-        """(kernel, stride, padding, dilation) per spatial axis, for receptive-field analysis."""
+    def window(self, p, shape: Shape) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]]:
+        """(kernel, stride, padding, dilation) per spatial axis of an input of `shape`, for
+        receptive-field analysis."""
         return (1, 1), (1, 1), (0, 0), (1, 1)
 
     def torch(self, p, inputs: list[Shape], out: Shape):

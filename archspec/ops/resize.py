@@ -44,7 +44,7 @@ class Upsample(Op):
             return (c, *p.size)
         return (c, h * p.scale[0], w * p.scale[1])
 
-    def window(self, p):
+    def window(self, p, shape):
         return (1, 1), (1, 1), (0, 0), (1, 1)
 
     def torch(self, p, inputs, out):
