@@ -5,6 +5,7 @@ Exit codes: 0 ok, 1 the spec is invalid, 2 usage or environment error.
 """
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -82,10 +83,13 @@ def report(spec: Path = typer.Argument(..., help="Spec file."),
            input: Optional[str] = typer.Option(None, "--input", help="Override the input size, CxHxW."),
            format: str = typer.Option("table", "--format", "-f", help="table, json, markdown or csv."),
            output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write to a file (atomically)."),
+           sharing: bool = typer.Option(False, "--sharing",
+                                        help="Show what weight sharing saves: shared vs unshared vs fully "
+                                             "connected parameters per layer."),
            allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory.")):
     """Per-layer output shape, parameters, MACs, memory and receptive field, with totals."""
-    from archspec.graph.analyze import analyze
-    from archspec.report.render import RENDERERS
+    from archspec.graph.analyze import analyze, sharing as sharing_rows
+    from archspec.report.render import RENDERERS, render_sharing
 
     if format not in RENDERERS:
         fail(f"--format must be one of {', '.join(RENDERERS)}. Received: '{format}'", EXIT_USAGE)
@@ -95,7 +99,11 @@ def report(spec: Path = typer.Argument(..., help="Spec file."),
         _, graph = load_graph(spec, shape, allow_outside)
     except SpecError as exc:
         fail(exc)
-    text = RENDERERS[format](analyze(graph))
+    if sharing:
+        rows = sharing_rows(graph)
+        text = json.dumps(rows, indent=2) if format == "json" else render_sharing(rows)
+    else:
+        text = RENDERERS[format](analyze(graph))
     if output is None:
         typer.echo(text)
     else:

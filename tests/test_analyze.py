@@ -76,3 +76,15 @@ def test_floor_warning_on_alexnet_at_224(write_spec):
     report = report_of(write_spec(text))
     assert any("'conv1'" in w and "the last 1 input rows" in w for w in report.warnings)
     assert not report_of(write_spec(ALEXNET_FEATURES, "ok.yaml")).warnings
+
+
+def test_parameter_sharing_report():
+    # The course's numbers: AlexNet conv1 has 34,944 parameters thanks to sharing; with a
+    # separate filter bank at each of its 55x55 positions it would need 105,705,600.
+    result = run_cli("report", SPECS / "alexnet.yaml", "--sharing", "--format", "json")
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    assert rows["conv1"]["shared"] == 34_944
+    assert rows["conv1"]["unshared"] == 105_705_600
+    assert rows["conv1"]["fully_connected"] == (227 * 227 * 3) * (96 * 55 * 55) + 96 * 55 * 55
+    table = run_cli("report", SPECS / "alexnet.yaml", "--sharing").stdout
+    assert "105,705,600" in table and "3,025x" in table

@@ -103,6 +103,24 @@ def analyze(graph: Graph) -> Report:
     )
 
 
+def sharing(graph: Graph) -> list[dict]:
+    """Parameter sharing, layer by layer: the parameters a weight-sharing layer has, the
+    parameters it would need with a separate filter bank at every output position (a locally
+    connected layer), and with full connectivity (every input to every output, plus biases)."""
+    rows = []
+    for node in graph.inference_nodes():
+        op = OPS[node.op]
+        in_shapes = [graph.shape(i) for i in node.inputs]
+        unshared = op.unshared_params(node.params, in_shapes, node.shape)
+        if unshared is None:
+            continue
+        n_in, n_out = prod(in_shapes[0]), prod(node.shape)
+        rows.append({"name": node.name, "op": node.op, "shape": list(node.shape),
+                     "shared": op.params(node.params, in_shapes, node.shape),
+                     "unshared": unshared, "fully_connected": n_in * n_out + n_out})
+    return rows
+
+
 def _totals(stats) -> dict:
     return {
         "params": sum(s.params for s in stats),

@@ -107,6 +107,10 @@ class Conv(Op):
     def macs(self, p, inputs, out):
         return self._fan_in(p, inputs[0][0]) * out[1] * out[2]
 
+    def unshared_params(self, p, inputs, out):
+        positions = out[1] * out[2]
+        return positions * (self._fan_in(p, inputs[0][0]) + (p.out if p.bias else 0))
+
     def warnings(self, p, inputs, out):
         return _floor_warnings(p, inputs[0], _padding(p))
 
@@ -235,6 +239,9 @@ class LocallyConnected(Op):
     def macs(self, p, inputs, out):
         c = inputs[0][0]
         return out[1] * out[2] * p.out * c * p.kernel[0] * p.kernel[1]
+
+    def unshared_params(self, p, inputs, out):
+        return self.params(p, inputs, out)  # already unshared
 
     def window(self, p, shape):
         return p.kernel, p.stride, p.padding, (1, 1)

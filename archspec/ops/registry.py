@@ -26,12 +26,6 @@ def _as_pair(value):
     return (value, value) if isinstance(value, int) else tuple(value)
 
 
-def _positive(value):
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    raise ValueError
-
-
 Positive = Annotated[int, Field(ge=1, strict=True)]
 NonNegative = Annotated[int, Field(ge=0, strict=True)]
 Pair = Annotated[Union[Positive, tuple[Positive, Positive]], AfterValidator(_as_pair)]
@@ -73,6 +67,11 @@ class Op:
 
     def warnings(self, p, inputs: list[Shape], out: Shape) -> list[str]:
         return []
+
+    def unshared_params(self, p, inputs: list[Shape], out: Shape) -> int | None:
+        """Parameters the op would need without weight sharing (a filter bank per output
+        position), or None for ops that share no weights across positions."""
+        return None
 
     def window(self, p, shape: Shape) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]]:
         """(kernel, stride, padding, dilation) per spatial axis of an input of `shape`, for

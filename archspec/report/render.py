@@ -90,3 +90,14 @@ def render_json(report: Report) -> str:
 
 
 RENDERERS = {"table": render_table, "json": render_json, "markdown": render_markdown, "csv": render_csv}
+
+
+def render_sharing(rows: list[dict]) -> str:
+    """What weight sharing saves: shared vs locally connected vs fully connected parameters."""
+    header = ("Layer", "Op", "Output", "Shared", "Unshared", "Fully connected", "Saving")
+    body = [(r["name"], r["op"], "x".join(map(str, r["shape"])), f"{r['shared']:,}", f"{r['unshared']:,}",
+             f"{r['fully_connected']:,}", f"{r['unshared'] / max(r['shared'], 1):,.0f}x") for r in rows]
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+             for row in [header, *body]]
+    return "\n".join(lines)
