@@ -1,7 +1,11 @@
 """From files to a `Spec`: loading, top-level validation, `extends` and `override`.
 
-A spec may `extends: base.yaml` (resolved relative to the spec, and not allowed to leave the
-spec's directory tree unless the caller allows it) and replace layers by id::
+A spec may `extends: base.yaml` (resolved relative to the spec) and replace layers by id.
+The base must lie inside the spec's directory tree or, when the spec sits in a project (the
+nearest enclosing directory with a `pyproject.toml` or `.git`, never the home directory or
+the filesystem root), be a `.yaml`/`.yml` file inside that project — so
+`examples/x.yaml` may extend `../specs/resnet18.yaml`, but no spec can make archspec read a
+file outside its project unless the caller allows it (`--allow-outside`)::
 
     extends: resnet18.yaml
     override:
@@ -54,16 +58,16 @@ class Spec:
 def load_spec(path, *, allow_outside: bool = False, input_override: tuple | None = None) -> Spec:
     """Load, validate and resolve a spec file."""
     doc = load_file(path)
-    return _compose(doc, Path(path).resolve().parent, allow_outside, input_override, depth=0)
+    return _compose(doc, spec_root(Path(path).resolve().parent), allow_outside, input_override, depth=0)
 
 
 def load_spec_text(text: str, file: str = "<spec>", base_dir=".", **kwargs) -> Spec:
     doc = load_text(text, file)
-    return _compose(doc, Path(base_dir).resolve(), kwargs.get("allow_outside", False),
+    return _compose(doc, spec_root(Path(base_dir).resolve()), kwargs.get("allow_outside", False),
                     kwargs.get("input_override"), depth=0)
 
 
-def _compose(doc: Doc, root: Path, allow_outside: bool, input_override, depth: int,
+def _compose(doc: Doc, root: "Root", allow_outside: bool, input_override, depth: int,
              seen: tuple = ()) -> Spec:
     src = doc.src()
     header = validate(SpecFile, doc.data, src, "spec")
@@ -99,21 +103,58 @@ def _compose(doc: Doc, root: Path, allow_outside: bool, input_override, depth: i
     return Spec(name, shape, vars_, templates, layers, layers_src, src, header.description, files)
 
 
-def _load_base(rel: str, doc: Doc, root: Path, allow_outside: bool, depth: int, seen: tuple) -> Spec:
+def _load_base(rel: str, doc: Doc, root: "Root", allow_outside: bool, depth: int, seen: tuple) -> Spec:
     where = doc.src(("extends",))
     if depth >= MAX_EXTENDS_DEPTH:
         raise where.error(f"'extends' chain is deeper than {MAX_EXTENDS_DEPTH} files")
-    here = Path(doc.file).resolve().parent if os.path.exists(doc.file) else root
+    here = Path(doc.file).resolve().parent if os.path.exists(doc.file) else root.base
     target = (here / rel).resolve()
-    if not allow_outside and not target.is_relative_to(root):
-        raise where.error(f"'extends: {rel}' leaves the spec's directory ({root})",
-                          hint="move the base spec next to this one, or pass --allow-outside")
+    if not allow_outside and not _may_extend(target, root):
+        raise where.error(f"'extends: {rel}' leaves the spec's directory tree ({root.path}"
+                          f"{', its project' if root.project else ''})",
+                          hint="move the base spec inside that tree (a .yaml file), or pass --allow-outside")
     if target in seen:
         raise where.error(f"'extends' forms a cycle: {' -> '.join(p.name for p in seen + (target,))}")
     if not target.is_file():
         raise where.error(f"'extends: {rel}': no such file ({target})")
     base_doc = load_file(target, display=_display(target))
     return _compose(base_doc, root, allow_outside, None, depth + 1, seen + (target,))
+
+
+PROJECT_MARKERS = ("pyproject.toml", ".git")
+
+
+@dataclass(frozen=True)
+class Root:
+    """Where `extends` may read from: `path`, a spec's own directory or its project."""
+
+    path: Path
+    base: Path  # the top spec's directory: where relative paths of in-memory specs start
+    project: bool = False
+
+
+def spec_root(directory: Path) -> Root:
+    """The tree a spec in `directory` may extend from: its project — the nearest enclosing
+    directory holding a project marker — or, outside any project, the directory itself. The
+    home directory and the filesystem root never count as a project (a dotfiles repository
+    must not open up a whole home directory)."""
+    directory = directory.resolve()
+    try:
+        home = Path.home().resolve()
+    except (RuntimeError, KeyError):
+        home = None
+    for candidate in (directory, *directory.parents):
+        if candidate == home or candidate == Path(candidate.anchor):
+            break
+        if any((candidate / marker).exists() for marker in PROJECT_MARKERS):
+            return Root(candidate, directory, project=True)
+    return Root(directory, directory)
+
+
+def _may_extend(target: Path, root: Root) -> bool:
+    if target.is_relative_to(root.base):
+        return True
+    return root.project and target.is_relative_to(root.path) and target.suffix.lower() in (".yaml", ".yml")
 
 
 def _display(path: Path) -> str:

@@ -1,0 +1,72 @@
+"""`se`: squeeze-and-excitation (Hu et al. 2018) — a learned per-channel scale of the input.
+
+    global avgpool → 1×1 conv `fc1` (C/r, bias) → relu → 1×1 conv `fc2` (C, bias) → sigmoid
+    → multiply the input by the (C, 1, 1) gate (broadcast over H, W)
+
+Input shape: (C, H, W). Output shape: (C, H, W). Parameters: 2·C·s + s + C with s the squeeze
+width, s = C/r rounded to the nearest multiple of `divisor` (timm's `make_divisible`; at least
+`divisor`) unless `channels` gives it outright. Nodes are named like timm's `SEModule`
+(`se.fc1`, `se.fc2`), so a `residual` with `se:` loads timm `seresnet*` weights.
+
+```yaml
+- se: {id: se, reduction: 16}            # 256 channels -> fc1 256→16, fc2 16→256
+- se: {reduction: 4, divisor: 8, act: relu, gate: sigmoid}
+```
+"""
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+from pydantic import Field
+
+from archspec.blocks.registry import Block, BlockParams, register_block
+
+Positive = Annotated[int, Field(ge=1, strict=True)]
+
+
+class SEParams(BlockParams):
+    reduction: Positive = 16
+    channels: Optional[Positive] = None  # the squeeze width, overriding reduction
+    divisor: Positive = 1
+    act: str = "relu"
+    gate: str = "sigmoid"
+
+
+def squeeze_width(channels: int, p: SEParams) -> int:
+    if p.channels is not None:
+        return p.channels
+    value, d = channels / p.reduction, p.divisor
+    return max(d, int(value + d / 2) // d * d)
+
+
+def squeeze_excite(builder, scope, src, x: str, p: SEParams) -> str:
+    """Add the SE nodes for input `x` inside `scope` (names `<scope>.fc1` ...); return the output."""
+    from archspec.ops import OPS
+
+    shape = builder.shape(x)
+    if len(shape) != 3:
+        raise src.error(f"squeeze-and-excitation needs a (C, H, W) input. Received: {list(shape)}")
+    for key in ("act", "gate"):
+        kind = getattr(p, key)
+        if kind not in OPS or OPS[kind].arity != (1, 1):
+            from archspec.errors import did_you_mean
+
+            raise src.error(f"se: '{key}: {kind}' is not an element-wise op",
+                            hint=did_you_mean(kind, OPS) or "e.g. relu, sigmoid")
+    c = shape[0]
+    s = squeeze_width(c, p)
+    h = builder.add_op("global_avgpool", scope.qualify("pool"), [x], src, scope)
+    h = builder.add_op("conv", scope.qualify("fc1"), [h], src, scope, out=s, kernel=1, bias=True)
+    h = builder.add_op(p.act, scope.qualify("act"), [h], src, scope)
+    h = builder.add_op("conv", scope.qualify("fc2"), [h], src, scope, out=c, kernel=1, bias=True)
+    h = builder.add_op(p.gate, scope.qualify("gate"), [h], src, scope)
+    return builder.add_op("mul", scope.qualify("scale"), [x, h], src, scope)
+
+
+@register_block
+class SqueezeExcite(Block):
+    name = "se"
+    Params = SEParams
+
+    def expand(self, builder, p, scope, src):
+        return squeeze_excite(builder, scope, src, scope.input, p)
