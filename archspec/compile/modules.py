@@ -8,12 +8,46 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+class Group(nn.Module):
+    """A named level of the hierarchy (`layer1`, `layer1.0`): holds submodules, has no forward
+    of its own (the GraphModule's generated code calls the leaves). Indexable like
+    nn.Sequential, so `model.layer1[0].conv1` reads as it does on torchvision models."""
+
+    def __getitem__(self, key):
+        if isinstance(key, int) and key < 0:
+            key += len(self._modules)
+        try:
+            return self._modules[str(key)]
+        except KeyError:
+            raise KeyError(f"{self._get_name()} has no submodule {key!r}") from None
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+
 class Add(nn.Module):
+    """Sum of the inputs. With `inplace` (set by the compiler only when nothing else reads the
+    first input), the sum accumulates into the first input, as torchvision's `out += identity`."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
     def forward(self, *xs):
         out = xs[0]
+        if self.inplace:
+            for x in xs[1:]:
+                out += x
+            return out
         for x in xs[1:]:
             out = out + x
         return out
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
 
 
 class Mul(nn.Module):

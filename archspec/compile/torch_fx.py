@@ -12,6 +12,7 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
+from archspec.compile import modules
 from archspec.graph.build import build_graph
 from archspec.graph.ir import INPUT, Graph
 from archspec.ops import OPS
@@ -29,32 +30,121 @@ def as_graph(spec, input_shape=None) -> Graph:
     return build_graph(spec)
 
 
-def build(spec, *, input_shape=None, training_heads: bool = False, seed: int | None = None) -> fx.GraphModule:
+def build(spec, *, input_shape=None, training_heads: bool = False, seed: int | None = None,
+          init: str = "kaiming", zero_init_residual: bool = False) -> fx.GraphModule:
     """Compile `spec` to a GraphModule taking (N, *input_shape) and returning the main output
-    (or, with `training_heads`, a tuple of the main output and the training-only heads)."""
+    (or, with `training_heads`, a tuple of the main output and the training-only heads).
+
+    `init` names the weight-initialisation scheme (archspec/compile/init.py: kaiming, resnet,
+    googlenet, torch) and `zero_init_residual` zeroes the last batch norm of residual branches.
+    With `seed`, construction and initialisation draw from a private generator seeded with it,
+    so the same seed gives the same weights and torch's global RNG is left untouched."""
+    from archspec.compile.init import SCHEMES
+
+    if init not in SCHEMES:
+        raise ValueError(f"unknown init scheme '{init}'; choose one of {', '.join(SCHEMES)}")
     graph = as_graph(spec, input_shape)
-    if seed is not None:
+    if seed is None:
+        return _build(graph, training_heads, init, zero_init_residual)
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
+        return _build(graph, training_heads, init, zero_init_residual)
+
+
+def _build(graph: Graph, training_heads: bool, init: str, zero_residual: bool) -> fx.GraphModule:
+    from archspec.compile.init import initialize, zero_init_residual
+
     keep = [n for n in graph.nodes.values() if training_heads or not n.training_only]
+    outputs = [graph.output, *graph.extra_outputs] if training_heads else [graph.output]
+    writable = overwritable_inputs(graph, keep, outputs)
     root = nn.Module()
+    args = {}
     for node in keep:
         in_shapes = [graph.shape(i) for i in node.inputs]
         module = OPS[node.op].torch(node.params, in_shapes, node.shape)
+        args[node.name] = _in_place(node, module, writable.get(node.name))
         if not node.trainable:
             module.requires_grad_(False)
         _install(root, node.name, module)
+    initialize(root, init)
+    if zero_residual:
+        zero_init_residual(root, graph, [n.name for n in keep])
 
     code = fx.Graph()
     values = {INPUT: code.placeholder("x")}
     for node in keep:
-        values[node.name] = code.call_module(node.name, tuple(values[i] for i in node.inputs))
-    if training_heads and graph.extra_outputs:
-        code.output(tuple(values[n] for n in [graph.output, *graph.extra_outputs]))
+        values[node.name] = code.call_module(node.name, tuple(values[i] for i in args[node.name]))
+    if len(outputs) > 1:
+        code.output(tuple(values[n] for n in outputs))
     else:
         code.output(values[graph.output])
     module = fx.GraphModule(root, code, class_name=_class_name(graph.name))
+    for name, child in root.named_children():  # fx rebuilt the levels as plain Modules: use ours
+        setattr(module, name, child)
     module.archspec_graph = graph  # kept for tools (parity checks, export); not part of state
     return module
+
+
+# Ops whose output is their input tensor itself or a view of it (identity, eval-mode dropout,
+# flatten of a contiguous tensor): writing into the output writes into the input.
+ALIASING_OPS = frozenset({"identity", "dropout", "flatten"})
+# Ops whose output is a fresh tensor that autograd does not keep for the backward pass, so an
+# in-place op may overwrite it. Not here on purpose: relu/relu6 (an in-place activation returns
+# its input, and relu keeps its result for backward), sigmoid, tanh, softmax and elu (they keep
+# their result). An op missing from both sets (a new one) is never overwritten: correct first.
+FRESH_OPS = frozenset({
+    "conv", "conv_transpose", "locally_connected", "linear", "rbf", "batchnorm", "scale", "lrn",
+    "add", "mul", "concat", "maxpool", "avgpool", "global_avgpool", "global_maxpool",
+    "adaptive_avgpool", "upsample", "leaky_relu", "gelu", "scaled_tanh",
+})
+
+
+def overwritable_inputs(graph: Graph, nodes, outputs) -> dict:
+    """For each node among `nodes`, the index of an input it may overwrite in place, if any.
+
+    A node may overwrite an input only if nothing else ever reads that tensor: it is not the
+    network's input (the caller's tensor), it and every tensor it aliases (through identity,
+    dropout, flatten) has this node as its only consumer and is not returned, and the tensor's
+    producer is one whose result autograd does not keep (FRESH_OPS)."""
+    names = {n.name for n in nodes}
+    users: dict[str, int] = {}
+    for node in nodes:
+        for src in node.inputs:
+            users[src] = users.get(src, 0) + 1
+    for name in outputs:
+        users[name] = users.get(name, 0) + 1  # a returned tensor has a reader outside
+
+    def private(name: str) -> bool:
+        while name != INPUT and name in names and users.get(name, 0) == 1:
+            producer = graph.nodes[name]
+            if producer.op not in ALIASING_OPS:
+                return producer.op in FRESH_OPS
+            name = producer.inputs[0]
+        return False
+
+    found = {}
+    for node in nodes:
+        for k, src in enumerate(node.inputs):
+            if private(src):
+                found[node.name] = k
+                break
+    return found
+
+
+def _in_place(node, module: nn.Module, slot) -> tuple:
+    """Decide whether `module` runs in place and return the inputs in the order to pass them.
+
+    Activations built with inplace=True (ReLU, ReLU6) stay in place only when their input is
+    theirs to overwrite (see overwritable_inputs). An `add` accumulates into an input that is
+    its to overwrite (as torchvision's `out += identity`), passed first."""
+    inputs = tuple(node.inputs)
+    if isinstance(module, modules.Add):
+        module.inplace = slot is not None
+        if slot:
+            inputs = (inputs[slot],) + inputs[:slot] + inputs[slot + 1:]
+    elif getattr(module, "inplace", False) and slot != 0:
+        module.inplace = False
+    return inputs
 
 
 def _install(root: nn.Module, name: str, module: nn.Module) -> None:
@@ -62,7 +152,7 @@ def _install(root: nn.Module, name: str, module: nn.Module) -> None:
     owner = root
     for part in parents:
         if not hasattr(owner, part):
-            owner.add_module(part, nn.Module())
+            owner.add_module(part, modules.Group())
         owner = getattr(owner, part)
     owner.add_module(leaf, module)
 

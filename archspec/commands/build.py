@@ -1,0 +1,120 @@
+"""`archspec build`: compile a spec to PyTorch — an exported program (.pt2) or a state_dict (.pth)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+SUFFIXES = (".pt2", ".pth")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("build")(build)
+
+
+def build(spec: Path = typer.Argument(..., help="Spec file."),
+          output: Optional[Path] = typer.Option(
+              None, "-o", "--output",
+              help="model.pt2 (torch.export program, batch size free) or model.pth (state_dict)."),
+          weights: Optional[Path] = typer.Option(
+              None, "--weights", help="Load a state_dict or checkpoint (.pth) into the model first."),
+          print_code: bool = typer.Option(False, "--print-code", help="Print the generated forward()."),
+          seed: Optional[int] = typer.Option(None, "--seed", help="Seed the initial weights."),
+          input: Optional[str] = typer.Option(None, "--input", help="Override the input size, CxHxW."),
+          init: str = typer.Option("kaiming", "--init",
+                                   help="Initialisation scheme: kaiming, resnet, googlenet or torch."),
+          zero_init_residual: bool = typer.Option(
+              False, "--zero-init-residual", help="Zero the last batch norm of each residual branch."),
+          training_heads: bool = typer.Option(
+              False, "--training-heads", help="Include training-only heads (auxiliary classifiers)."),
+          allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory.")):
+    """Compile a spec to a PyTorch module: check it, build it, optionally load weights, and
+    write it as a torch.export program (.pt2) or a state_dict (.pth)."""
+    from archspec.cli import EXIT_USAGE, _existing, fail, load_graph, parse_shape
+    from archspec.errors import SpecError
+
+    if output is not None and output.suffix not in SUFFIXES:
+        fail(f"-o must end in .pt2 (exported program) or .pth (state_dict). Received: '{output}'",
+             EXIT_USAGE)
+    _existing(spec)
+    if weights is not None:
+        _existing(weights)
+    shape = parse_shape(input)
+    try:
+        _, graph = load_graph(spec, shape, allow_outside)
+    except SpecError as exc:
+        fail(exc)
+
+    import torch  # only now: a spec error above is reported without paying for torch
+
+    from archspec.compile.init import SCHEMES
+    from archspec.compile.torch_fx import build as compile_graph
+    from archspec.compile.weights import WeightsError, load_weights
+
+    if init not in SCHEMES:
+        fail(f"--init must be one of {', '.join(SCHEMES)}. Received: '{init}'", EXIT_USAGE)
+
+    model = compile_graph(graph, training_heads=training_heads, seed=seed, init=init,
+                          zero_init_residual=zero_init_residual)
+    if weights is not None:
+        try:
+            load_weights(model, weights)
+        except WeightsError as exc:
+            fail(exc)
+    if print_code:
+        typer.echo(model.code.strip())
+    params = sum(p.numel() for p in model.parameters())
+    if output is None:
+        if not print_code:
+            typer.echo(f"{spec}: built {type(model).__name__} — {len(graph.nodes)} ops, {params:,} params "
+                       f"(use -o model.pt2 or -o model.pth to write it)", err=True)
+        return
+    model.eval()
+    tmp = _atomic_target(output)
+    try:
+        if output.suffix == ".pt2":
+            program = _export(model, graph, torch)
+            torch.export.save(program, tmp)
+        else:
+            torch.save(model.state_dict(), tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp made it private; give it a normal file's mode
+        os.replace(tmp, output)
+    except _ExportFailed as exc:
+        fail(str(exc))
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    typer.echo(f"wrote {output} ({graph.name}, {params:,} params)", err=True)
+
+
+def _atomic_target(output: Path) -> Path:
+    from archspec.io import atomic_target
+
+    return atomic_target(output)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+class _ExportFailed(Exception):
+    pass
+
+
+def _export(model, graph, torch):
+    """torch.export the model in eval mode with a free batch axis (a fixed one if need be)."""
+    example = torch.randn(2, *graph.input_shape)
+    batch = torch.export.Dim("batch", min=1, max=1 << 16)
+    try:
+        return torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+    except Exception:  # some graphs pin the batch size; export at batch 1 rather than fail
+        pass
+    try:
+        return torch.export.export(model, (example[:1],))
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise _ExportFailed(f"torch.export could not trace '{graph.name}': {first}") from None
