@@ -99,7 +99,7 @@ class Builder:
                         training_only=scope.training_only or envelope.training_only)
         self._claim(name, body_src.child("id") if envelope.id else src, what)
         if envelope.repeat is not None:
-            out = self._repeat(kind, body, body_src, envelope, name, inputs, flags, what)
+            out = self._repeat(kind, body, src, envelope, name, inputs, flags, what)
         elif isinstance(definition, Template):
             out = self._template(definition, body, body_src, name, inputs, flags, what)
         elif kind in BLOCKS:
@@ -156,24 +156,28 @@ class Builder:
             key = next(iter(body))
             raise src.child(key).error(f"{what}: unknown argument '{key}' for template '{template.name}'",
                                        hint=did_you_mean(key, definition.args), key=True)
-        inner = self._enter(name, template.name, src, inputs, scope, what)
-        inner = replace(inner, env=env)
         body_src = template.src.child("body")
         if isinstance(definition.body, list):
+            inner = replace(self._enter(name, template.name, src, inputs, scope, what), env=env)
             return self.build_list(definition.body, body_src, inner)
         # A single-layer body is the instance itself: it takes the instance's name.
         _, inner_body, _ = _normalize(definition.body, body_src)
         if isinstance(inner_body, dict) and "id" in inner_body:
             raise body_src.error(f"template '{template.name}': a single-layer body takes its id from "
                                  "each use; remove 'id' here or make the body a list")
+        if len(inputs) != 1:
+            raise src.error(f"{what}: a template takes one input; merge several with 'add' or 'concat' "
+                            f"first. Received: from={list(inputs)}")
         self.ids.pop(name, None)
         self.id_src.pop(name, None)
-        outer = replace(inner, prefix=scope.prefix, blocks=scope.blocks)
-        out, _ = self.build_layer(definition.body, body_src, outer, name, inner.input)
+        out, _ = self.build_layer(definition.body, body_src, replace(scope, env=env), name, inputs[0])
+        if name in self.graph.blocks:  # drawn and reported as the template, not its inner block
+            self.graph.blocks[name].kind = template.name
         return out
 
     def _repeat(self, kind, body, src, envelope, name, inputs, scope, what) -> str:
-        inner = self._enter(name, "repeat", src, inputs, scope, what)
+        """`repeat: N`: N copies in sequence named name.0 ... name.N-1 (`first` overrides copy 0)."""
+        inner = self._enter(name, "repeat", src.child(kind), inputs, scope, what)
         self.graph.blocks[name].repeat = envelope.repeat
         self.graph.blocks[name].kind = kind
         current = inner.input
@@ -181,8 +185,7 @@ class Builder:
             entry = dict(body)
             if i == 0 and envelope.first:
                 entry.update(envelope.first)
-            current, _ = self.build_layer(Placed({kind: entry}, src.doc.src(src.path[:-1])), src, inner,
-                                          inner.qualify(str(i)), current)
+            current, _ = self.build_layer(Placed({kind: entry}, src), src, inner, inner.qualify(str(i)), current)
         return current
 
     def _enter(self, name, kind, src, inputs, scope, what) -> Scope:

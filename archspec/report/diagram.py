@@ -78,14 +78,8 @@ def _tree(graph: Graph) -> _Tree:
 
 
 def _kind(graph: Graph, block: str) -> str:
-    """The kind to show: a template whose body is one block is shown as the template."""
     info = graph.blocks.get(block)
-    if info is None:
-        return "block"
-    path = info.src.path
-    if len(path) == 4 and path[0] == "templates" and path[2] == "body" and path[3] == info.kind:
-        return str(path[1])
-    return info.kind
+    return "block" if info is None else info.kind
 
 
 def _repeat(graph: Graph, block: str) -> int:
