@@ -85,27 +85,14 @@ def _build(graph: Graph, training_heads: bool, init: str, zero_residual: bool) -
     return module
 
 
-# Ops whose output is their input tensor itself or a view of it (identity, eval-mode dropout,
-# flatten of a contiguous tensor): writing into the output writes into the input.
-ALIASING_OPS = frozenset({"identity", "dropout", "flatten"})
-# Ops whose output is a fresh tensor that autograd does not keep for the backward pass, so an
-# in-place op may overwrite it. Not here on purpose: relu/relu6 (an in-place activation returns
-# its input, and relu keeps its result for backward), sigmoid, tanh, softmax and elu (they keep
-# their result). An op missing from both sets (a new one) is never overwritten: correct first.
-FRESH_OPS = frozenset({
-    "conv", "conv_transpose", "locally_connected", "linear", "rbf", "batchnorm", "scale", "lrn",
-    "add", "mul", "concat", "maxpool", "avgpool", "global_avgpool", "global_maxpool",
-    "adaptive_avgpool", "upsample", "leaky_relu", "gelu", "scaled_tanh",
-})
-
-
 def overwritable_inputs(graph: Graph, nodes, outputs) -> dict:
     """For each node among `nodes`, the index of an input it may overwrite in place, if any.
 
     A node may overwrite an input only if nothing else ever reads that tensor: it is not the
     network's input (the caller's tensor), it and every tensor it aliases (through identity,
-    dropout, flatten) has this node as its only consumer and is not returned, and the tensor's
-    producer is one whose result autograd does not keep (FRESH_OPS)."""
+    dropout, flatten: `Op.aliases_input`) has this node as its only consumer and is not
+    returned, and the tensor's producer is one whose result autograd does not keep
+    (`Op.fresh_output`; relu, sigmoid, tanh, softmax and elu keep theirs)."""
     names = {n.name for n in nodes}
     users: dict[str, int] = {}
     for node in nodes:
@@ -116,10 +103,10 @@ def overwritable_inputs(graph: Graph, nodes, outputs) -> dict:
 
     def private(name: str) -> bool:
         while name != INPUT and name in names and users.get(name, 0) == 1:
-            producer = graph.nodes[name]
-            if producer.op not in ALIASING_OPS:
-                return producer.op in FRESH_OPS
-            name = producer.inputs[0]
+            producer = OPS[graph.nodes[name].op]
+            if not producer.aliases_input:
+                return producer.fresh_output
+            name = graph.nodes[name].inputs[0]
         return False
 
     found = {}

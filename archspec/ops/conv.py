@@ -83,6 +83,7 @@ class Conv(Op):
     name = "conv"
     Params = ConvParams
     spatial = "window"
+    fresh_output = True
 
     def infer(self, p, inputs):
         (shape,) = inputs
@@ -165,6 +166,7 @@ class ConvTranspose(Op):
     name = "conv_transpose"
     Params = ConvTransposeParams
     spatial = "window"
+    fresh_output = True
     onnx_notes = "output_padding is exported as ConvTranspose's output_padding attribute"
 
     def infer(self, p, inputs):
@@ -223,6 +225,7 @@ class LocallyConnected(Op):
     name = "locally_connected"
     Params = LocallyConnectedParams
     spatial = "window"
+    fresh_output = True
     onnx_notes = "exported as Unfold-style gather + MatMul"
 
     def infer(self, p, inputs):

@@ -21,6 +21,7 @@ class Flatten(Op):
 
     name = "flatten"
     spatial = "global"
+    aliases_input = True  # a view of a contiguous input
 
     def infer(self, p, inputs):
         return (prod(inputs[0]),)
@@ -50,6 +51,7 @@ class Linear(Op):
     name = "linear"
     Params = LinearParams
     spatial = "global"
+    fresh_output = True
 
     def infer(self, p, inputs):
         need_rank("linear", inputs[0], (1,), hint="; add '- flatten' before it")
@@ -84,6 +86,7 @@ class Dropout(Op):
 
     name = "dropout"
     Params = DropoutParams
+    aliases_input = True  # the input itself at inference
 
     def torch(self, p, inputs, out):
         import torch.nn as nn
@@ -112,6 +115,7 @@ class RBF(Op):
     name = "rbf"
     Params = RBFParams
     spatial = "global"
+    fresh_output = True
 
     def infer(self, p, inputs):
         need_rank("rbf", inputs[0], (1,), hint="; add '- flatten' before it")

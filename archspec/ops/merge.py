@@ -22,6 +22,7 @@ class Add(Op):
     """
 
     name = "add"
+    fresh_output = True
     arity = (2, 64)
 
     def infer(self, p, inputs):
@@ -47,6 +48,7 @@ class Mul(Op):
     """
 
     name = "mul"
+    fresh_output = True
     arity = (2, 64)
 
     def infer(self, p, inputs):
@@ -75,6 +77,7 @@ class Concat(Op):
     """
 
     name = "concat"
+    fresh_output = True
     arity = (1, 1024)
 
     def infer(self, p, inputs):

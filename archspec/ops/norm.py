@@ -26,6 +26,7 @@ class BatchNorm(Op):
 
     name = "batchnorm"
     Params = BatchNormParams
+    fresh_output = True
 
     def infer(self, p, inputs):
         need_rank("batchnorm", inputs[0], (1, 2, 3))
@@ -63,6 +64,7 @@ class LRN(Op):
 
     name = "lrn"
     Params = LRNParams
+    fresh_output = True
     onnx_notes = "ONNX LRN pads the window asymmetrically for even sizes, as PyTorch does"
 
     def infer(self, p, inputs):
@@ -93,6 +95,7 @@ class Scale(Op):
 
     name = "scale"
     Params = ScaleParams
+    fresh_output = True
 
     def params(self, p, inputs, out):
         return inputs[0][0] * (2 if p.bias else 1)

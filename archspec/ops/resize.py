@@ -36,6 +36,7 @@ class Upsample(Op):
 
     name = "upsample"
     Params = UpsampleParams
+    fresh_output = True
 
     def infer(self, p, inputs):
         need_rank("upsample", inputs[0], (3,))
