@@ -39,6 +39,7 @@ class AvgPoolParams(PoolParams):
 
 class _WindowPool(Op):
     spatial = "window"
+    fresh_output = True
 
     def infer(self, p, inputs):
         (shape,) = inputs
@@ -61,6 +62,21 @@ class _WindowPool(Op):
 
     def window(self, p, shape):
         return p.kernel, p.strides, p.padding, getattr(p, "dilation", (1, 1))
+
+    def onnx_refusal(self, p, inputs, out):
+        # ONNX's ceil_mode output size keeps a last window that starts in the right padding;
+        # PyTorch drops it (formulas.pool_out), so the ONNX graph would compute another shape.
+        if not p.ceil_mode:
+            return None
+        d = getattr(p, "dilation", (1, 1))
+        for axis, i, k, s, pad, dd, o in zip(("rows", "columns"), inputs[0][1:], p.kernel, p.strides,
+                                             p.padding, d, out[1:]):
+            onnx_o = -(-(i + 2 * pad - dd * (k - 1) - 1) // s) + 1
+            if onnx_o != o:
+                return (f"with ceil_mode PyTorch drops the last window along {axis} because it would "
+                        f"start in the right padding (i={i}, k={k}, s={s}, p={pad}: {o} outputs), "
+                        f"ONNX keeps it ({onnx_o} outputs); use ceil_mode: false or less padding")
+        return None
 
 
 @register
@@ -108,6 +124,7 @@ class AvgPool(_WindowPool):
 
 class _GlobalPool(Op):
     spatial = "global"
+    fresh_output = True
 
     def infer(self, p, inputs):
         (shape,) = inputs
@@ -171,6 +188,7 @@ class AdaptiveAvgPool(Op):
     name = "adaptive_avgpool"
     Params = AdaptivePoolParams
     spatial = "window"
+    fresh_output = True
     onnx_notes = "exported as AveragePool only when the input size divides the output size"
 
     def infer(self, p, inputs):

@@ -51,6 +51,11 @@ class Op:
     # 'window': a sliding window (receptive field grows by kernel/stride); 'pointwise': keeps the
     # receptive field; 'global': every output sees the whole input.
     spatial: ClassVar[str] = "pointwise"
+    # For the compiler's in-place decisions: does the PyTorch output alias the input (a view or
+    # the input itself), and is it a fresh tensor autograd does not keep for backward (so a
+    # later in-place op may overwrite it)? Unknown ops are neither: never overwritten.
+    aliases_input: ClassVar[bool] = False
+    fresh_output: ClassVar[bool] = False
     onnx_notes: ClassVar[str] = ""
 
     def infer(self, p, inputs: list[Shape]) -> Shape:
@@ -67,6 +72,12 @@ class Op:
 
     def warnings(self, p, inputs: list[Shape], out: Shape) -> list[str]:
         return []
+
+    def onnx_refusal(self, p, inputs: list[Shape], out: Shape) -> str | None:
+        """Why this configuration cannot be exported to ONNX faithfully, or None if it can.
+        `archspec export` refuses such a node with its spec location instead of writing a
+        file that computes something else."""
+        return None
 
     def unshared_params(self, p, inputs: list[Shape], out: Shape) -> int | None:
         """Parameters the op would need without weight sharing (a filter bank per output
