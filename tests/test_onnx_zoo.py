@@ -60,6 +60,7 @@ def test_zoo_spec_exports_with_parity(path, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == [out.name]  # one file: no .data, no temp left
     assert result.input == ("input", ["batch", *shape], "float32")
     assert result.output[0] == "logits" and result.output[1][0] == "batch"
+    assert result.outputs == 1  # training-only heads (GoogLeNet's aux classifiers) are dropped
     rows = result.report.parity
     assert [r.batch for r in rows] == [1, 3] and all(r.ok for r in rows), [r.line() for r in rows]
 

@@ -48,6 +48,7 @@ class ExportResult:
     report: VerifyReport | None = None
     accuracy: list = field(default_factory=list)  # int8: Parity rows vs the fp32 PyTorch model
     notes: list = field(default_factory=list)
+    outputs: int = 1  # graph outputs: 1, training-only heads are never exported
 
     def lines(self) -> list[str]:
         mib = self.bytes / 1024 ** 2
@@ -354,4 +355,4 @@ def export_onnx(spec_or_graph, path, *, weights=None, opset: int | None = None, 
     return ExportResult(path=path, bytes=path.stat().st_size, opset=opset_used,
                         input=io(model.graph.input[0]), output=io(model.graph.output[0]),
                         dtype="int8" if quantize else "float16" if fp16 else "float32",
-                        report=report, accuracy=accuracy, notes=notes)
+                        report=report, accuracy=accuracy, notes=notes, outputs=len(model.graph.output))

@@ -298,6 +298,9 @@ def check_parity(path: Path, module, graph, report: VerifyReport, *, tol: Tolera
             culprit = locate_divergence(model, module, graph, x, tol) if model is not None else None
             where = (f"; first diverging node: '{culprit[0].name}' ({culprit[0].op}), {culprit[1]}"
                      if culprit else "")
+            if not (np.isfinite(out).all() and np.isfinite(ref).all()):
+                where += ("; outputs are not finite (inf/nan)"
+                          + (": float16 overflows with these weights" if tol.scaled else ""))
             raise ExportError(
                 f"ONNX check 'parity' failed: ONNX Runtime differs from PyTorch at {row.line()} "
                 f"(tolerance {tol.describe()}){where}",
