@@ -226,7 +226,7 @@ class LocallyConnected(Op):
     Params = LocallyConnectedParams
     spatial = "window"
     fresh_output = True
-    onnx_notes = "exported as Unfold-style gather + MatMul"
+    onnx_notes = "exported as a gather of the input patches and an Einsum with the per-position weights"
 
     def infer(self, p, inputs):
         (shape,) = inputs

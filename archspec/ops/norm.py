@@ -65,7 +65,8 @@ class LRN(Op):
     name = "lrn"
     Params = LRNParams
     fresh_output = True
-    onnx_notes = "ONNX LRN pads the window asymmetrically for even sizes, as PyTorch does"
+    onnx_notes = ("exported as its decomposition (Pow, Pad, AveragePool, Div), so even sizes keep "
+                  "PyTorch's asymmetric window")
 
     def infer(self, p, inputs):
         need_rank("lrn", inputs[0], (3,))

@@ -113,7 +113,8 @@ class AvgPool(_WindowPool):
 
     name = "avgpool"
     Params = AvgPoolParams
-    onnx_notes = "ceil_mode windows that start in padding are averaged differently by some runtimes"
+    onnx_notes = ("exported as AveragePool; with ceil_mode, a last window that would start in the right "
+                  "padding is refused (PyTorch drops it, ONNX keeps it)")
 
     def torch(self, p, inputs, out):
         import torch.nn as nn
@@ -189,7 +190,8 @@ class AdaptiveAvgPool(Op):
     Params = AdaptivePoolParams
     spatial = "window"
     fresh_output = True
-    onnx_notes = "exported as AveragePool only when the input size divides the output size"
+    onnx_notes = ("exported as GlobalAveragePool/AveragePool when the sizes divide, else as a gather of "
+                  "each bin's pixels and a mean (exact, slower)")
 
     def infer(self, p, inputs):
         (shape,) = inputs
