@@ -52,6 +52,20 @@ def _existing(path: Path) -> None:
         fail(f"no such file: {path}", EXIT_USAGE)
 
 
+def graph_or_exit(spec: Path, input: Optional[str] = None, allow_outside: bool = False,
+                  weights: Optional[Path] = None):
+    """What every command that takes a spec does first: check the files exist (exit 2), parse
+    --input (exit 2), load and expand the spec (a located error, exit 1). Returns the Graph."""
+    _existing(spec)
+    if weights is not None:
+        _existing(weights)
+    shape = parse_shape(input)
+    try:
+        return load_graph(spec, shape, allow_outside)[1]
+    except SpecError as exc:
+        fail(exc)
+
+
 @app.command()
 def check(specs: List[Path] = typer.Argument(..., help="Spec files to check."),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="Print errors only."),
@@ -93,12 +107,7 @@ def report(spec: Path = typer.Argument(..., help="Spec file."),
 
     if format not in RENDERERS:
         fail(f"--format must be one of {', '.join(RENDERERS)}. Received: '{format}'", EXIT_USAGE)
-    _existing(spec)
-    shape = parse_shape(input)
-    try:
-        _, graph = load_graph(spec, shape, allow_outside)
-    except SpecError as exc:
-        fail(exc)
+    graph = graph_or_exit(spec, input, allow_outside)
     if sharing:
         rows = sharing_rows(graph)
         text = json.dumps(rows, indent=2) if format == "json" else render_sharing(rows)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from archspec.errors import ShapeError
 from archspec.ops import OPS
-from archspec.ops.formulas import conv_out, conv_transpose_out, pool_out
+from archspec.ops.formulas import conv_out, conv_transpose_out
 
 CASES = [
     ("conv", {"out": 96, "kernel": 11, "stride": 4}, [(3, 227, 227)]),

@@ -32,20 +32,12 @@ def build(spec: Path = typer.Argument(..., help="Spec file."),
           allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory.")):
     """Compile a spec to a PyTorch module: check it, build it, optionally load weights, and
     write it as a torch.export program (.pt2) or a state_dict (.pth)."""
-    from archspec.cli import EXIT_USAGE, _existing, fail, load_graph, parse_shape
-    from archspec.errors import SpecError
+    from archspec.cli import EXIT_USAGE, fail, graph_or_exit
 
     if output is not None and output.suffix not in SUFFIXES:
         fail(f"-o must end in .pt2 (exported program) or .pth (state_dict). Received: '{output}'",
              EXIT_USAGE)
-    _existing(spec)
-    if weights is not None:
-        _existing(weights)
-    shape = parse_shape(input)
-    try:
-        _, graph = load_graph(spec, shape, allow_outside)
-    except SpecError as exc:
-        fail(exc)
+    graph = graph_or_exit(spec, input, allow_outside, weights)
 
     import torch  # only now: a spec error above is reported without paying for torch
 

@@ -45,7 +45,7 @@ def export(spec: Path = typer.Argument(..., help="Spec file."),
     atomically. Before the file is written: onnx checker, ONNX shape inference against
     archspec's shapes, and ONNX Runtime against PyTorch at batch 1, 2 and 5 (rtol/atol 1e-4).
     Exit 1 if the spec is invalid, an op cannot be exported faithfully or a check fails."""
-    from archspec.cli import EXIT_USAGE, _existing, fail, load_graph, parse_shape
+    from archspec.cli import EXIT_USAGE, fail, graph_or_exit
     from archspec.errors import SpecError
 
     if quantize is not None and quantize != "int8":
@@ -60,14 +60,7 @@ def export(spec: Path = typer.Argument(..., help="Spec file."),
         fail(f"{output} already exists (use --force to overwrite)", EXIT_USAGE)
     if output.exists() and output.is_dir():
         fail(f"{output} is a directory", EXIT_USAGE)
-    _existing(spec)
-    if weights is not None:
-        _existing(weights)
-    shape = parse_shape(input)
-    try:
-        _, graph = load_graph(spec, shape, allow_outside)
-    except SpecError as exc:
-        fail(exc)
+    graph = graph_or_exit(spec, input, allow_outside, weights)
 
     import onnx
 

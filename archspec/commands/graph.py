@@ -22,8 +22,7 @@ def graph(spec: Path = typer.Argument(..., help="Spec file."),
           direction: str = typer.Option("TB", "--direction", help="TB (top to bottom) or LR."),
           allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory.")):
     """Draw the architecture: blocks as clusters, shapes on edges, repeats folded as ×N."""
-    from archspec.cli import EXIT_USAGE, _existing, fail, load_graph, parse_shape
-    from archspec.errors import SpecError
+    from archspec.cli import EXIT_USAGE, fail, graph_or_exit
     from archspec.report import diagram
 
     direction = direction.upper()
@@ -34,12 +33,7 @@ def graph(spec: Path = typer.Argument(..., help="Spec file."),
             diagram.find_dot()  # fail before the work if the picture cannot be rendered
     except diagram.DiagramError as exc:
         fail(str(exc), EXIT_USAGE)
-    _existing(spec)
-    shape = parse_shape(input)
-    try:
-        _, built = load_graph(spec, shape, allow_outside)
-    except SpecError as exc:
-        fail(exc)
+    built = graph_or_exit(spec, input, allow_outside)
     chosen = diagram.default_depth(built) if depth is None else depth
     try:
         diagram.write(diagram.to_dot(built, chosen, direction), output)

@@ -46,18 +46,11 @@ def _session(path, device: str, threads: int | None = None):
 
 def _export_spec(spec: Path, tmpdir: str, *, input, weights, seed, allow_outside, batches=(1,)):
     """Load, compile and export a spec to a verified temporary .onnx; (graph, module, path)."""
-    from archspec.cli import _existing, fail, load_graph, parse_shape
+    from archspec.cli import fail, graph_or_exit
     from archspec.commands.export import quiet_exporter_logs
     from archspec.errors import SpecError
 
-    _existing(spec)
-    if weights is not None:
-        _existing(weights)
-    shape = parse_shape(input)
-    try:
-        _, graph = load_graph(spec, shape, allow_outside)
-    except SpecError as exc:
-        fail(exc)
+    graph = graph_or_exit(spec, input, allow_outside, weights)
     quiet_exporter_logs()
     from archspec.compile.onnx_export import compile_for_export, export_onnx
 

@@ -337,7 +337,6 @@ def locate_divergence(model, module, graph, x: np.ndarray, tol: Tolerance):
     """(node, description) of the first archspec node whose ONNX Runtime output differs from
     PyTorch's, found by exposing every traced intermediate as an extra graph output."""
     import onnx
-    import torch
 
     from archspec.compile.runtime import create_session
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from archspec.blocks import BLOCKS
-from archspec.errors import ShapeError, SpecError, did_you_mean
+from archspec.errors import ShapeError, did_you_mean
 from archspec.graph.ir import INPUT, BlockInfo, Diagnostic, Graph, Node
 from archspec.ops import OPS
 from archspec.spec.compose import Placed, Spec, Template

@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from archspec.errors import Location, SpecError
+from archspec.errors import SpecError
 from archspec.spec.load import Doc, Src, load_file, load_text
 from archspec.spec.schema import SpecFile, TemplateDef
 from archspec.spec.validate import validate
@@ -223,10 +223,6 @@ def _copy_tree(value):
     if isinstance(value, list):
         return [_copy_tree(v) for v in value]
     return value
-
-
-def unknown_location(file: str) -> Location:
-    return Location(file, 1, 1)
 
 
 __all__ = ["Spec", "Template", "Placed", "load_spec", "load_spec_text", "SpecError"]
