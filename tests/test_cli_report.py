@@ -74,3 +74,17 @@ def test_bad_format_is_a_usage_error():
     assert result.returncode == 2
     assert "--format" in result.stderr
     assert result.stdout == ""
+
+
+def test_report_file_is_written_with_a_normal_mode(tmp_path):
+    # Outputs are written atomically through a private temporary file; the result must still
+    # get the mode any newly created file gets (umask applied), not the temporary's 0600.
+    import os
+
+    out = tmp_path / "vgg16.json"
+    result = run_cli("report", SPECS / "vgg16.yaml", "-f", "json", "-o", out)
+    assert result.returncode == 0, result.stderr
+    mask = os.umask(0)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

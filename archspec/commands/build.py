@@ -1,7 +1,6 @@
 """`archspec build`: compile a spec to PyTorch — an exported program (.pt2) or a state_dict (.pth)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -64,15 +63,16 @@ def build(spec: Path = typer.Argument(..., help="Spec file."),
                        f"(use -o model.pt2 or -o model.pth to write it)", err=True)
         return
     model.eval()
-    tmp = _atomic_target(output)
+    from archspec.io import atomic_target, publish
+
+    tmp = atomic_target(output)
     try:
         if output.suffix == ".pt2":
             program = _export(model, graph, torch)
             torch.export.save(program, tmp)
         else:
             torch.save(model.state_dict(), tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp made it private; give it a normal file's mode
-        os.replace(tmp, output)
+        publish(tmp, output)
     except _ExportFailed as exc:
         fail(str(exc))
     finally:
@@ -81,16 +81,6 @@ def build(spec: Path = typer.Argument(..., help="Spec file."),
     typer.echo(f"wrote {output} ({graph.name}, {params:,} params)", err=True)
 
 
-def _atomic_target(output: Path) -> Path:
-    from archspec.io import atomic_target
-
-    return atomic_target(output)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 class _ExportFailed(Exception):

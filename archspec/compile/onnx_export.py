@@ -15,7 +15,6 @@
 """
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 from archspec.compile.onnx_verify import (BATCHES, FP16, FP32, REPORT_ONLY, ExportError,
                                           VerifyReport, _first_line)
 from archspec.errors import SpecError
+from archspec.io import publish
 
 __all__ = ["export_onnx", "ExportError", "OutputExists", "ExportResult", "INPUT_NAME", "OUTPUT_NAME"]
 
@@ -209,12 +209,6 @@ def _save(program, path: Path) -> None:
                           f"refusing a file that is not self-contained", check="self-contained")
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _sidecars(path: Path) -> list[Path]:
     return [p for p in path.parent.iterdir() if p.name.startswith(path.name) and p != path]
 
@@ -329,8 +323,7 @@ def export_onnx(spec_or_graph, path, *, weights=None, opset: int | None = None, 
                 accuracy, report.parity = report.parity, []
         else:
             onnx.checker.check_model(str(final))  # cheap structural check only
-        os.chmod(final, 0o666 & ~_umask())  # mkstemp made it private; give it a normal file's mode
-        os.replace(final, path)
+        publish(final, path)
     except BaseException:
         _cleanup(tmp, quantized)
         raise
