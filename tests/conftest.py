@@ -25,6 +25,18 @@ def write_spec(tmp_path):
     return write
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread: the tensors in these tests are small, and on a busy 2-core runner
+    two threads spin-wait on each other (10x slower). Restores the setting afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def run_cli(*args, env=None, cwd=None):
     """Run the real CLI in a subprocess, as a user would."""
     return subprocess.run([sys.executable, "-m", "archspec", *map(str, args)], capture_output=True,

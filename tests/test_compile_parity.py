@@ -24,13 +24,7 @@ REDUCED_SIDES = (64, 96, 128, 160, 192)  # tried in order below a spec's own siz
 BATCH = 3
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one thread avoids spin-waiting slowdowns on a busy 2-core runner."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def smallest_valid(path: Path):
