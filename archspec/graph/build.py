@@ -31,6 +31,7 @@ class Scope:
     trainable: bool = True
     training_only: bool = False
     blocks: tuple = ()
+    templates: tuple = ()  # templates being expanded around this scope, outermost first
 
     def qualify(self, local: str) -> str:
         return f"{self.prefix}.{local}" if self.prefix else local
@@ -144,6 +145,11 @@ class Builder:
 
     def _template(self, template: Template, body, src, name, inputs, scope, what) -> str:
         definition = template.definition
+        if template.name in scope.templates:
+            chain = " -> ".join(scope.templates[scope.templates.index(template.name):] + (template.name,))
+            raise src.error(f"{what}: template '{template.name}' uses itself ({chain}); a template "
+                            "cannot expand forever", hint="use 'repeat: N' for a fixed number of copies")
+        scope = replace(scope, templates=scope.templates + (template.name,))
         env = dict(self.global_env)
         for arg, default in definition.args.items():
             if arg in body:
