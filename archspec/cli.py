@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 the spec is invalid, 2 usage or environment error.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -53,17 +54,36 @@ def _existing(path: Path) -> None:
 
 
 def graph_or_exit(spec: Path, input: Optional[str] = None, allow_outside: bool = False,
-                  weights: Optional[Path] = None):
+                  weights: Optional[Path] = None, run_batch: Optional[int] = None):
     """What every command that takes a spec does first: check the files exist (exit 2), parse
-    --input (exit 2), load and expand the spec (a located error, exit 1). Returns the Graph."""
+    --input (exit 2), load and expand the spec (a located error, exit 1). With `run_batch`
+    (commands that allocate the model and run it at that batch size), also refuse, before any
+    allocation, a model that cannot fit in this machine's memory (exit 2). Returns the Graph."""
     _existing(spec)
     if weights is not None:
         _existing(weights)
     shape = parse_shape(input)
     try:
-        return load_graph(spec, shape, allow_outside)[1]
+        graph = load_graph(spec, shape, allow_outside)[1]
     except SpecError as exc:
         fail(exc)
+    if run_batch is not None:
+        from archspec.graph.analyze import analyze, memory_needed
+
+        need, have = memory_needed(analyze(graph), run_batch), physical_memory()
+        if have and need > have:
+            fail(f"{spec}: {graph.name} needs about {need / 2**30:,.1f} GiB (fp32 weights plus every "
+                 f"activation at batch {run_batch}), more than this machine's {have / 2**30:,.1f} GiB; "
+                 "use a smaller --input or batch", EXIT_USAGE)
+    return graph
+
+
+def physical_memory() -> Optional[int]:
+    """This machine's memory in bytes, where the OS tells (Linux, macOS); else None."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 @app.command()

@@ -42,3 +42,16 @@ def test_cli_never_shows_a_traceback(write_spec):
         result = run_cli("check", write_spec(text, f"{name.replace(' ', '_')}.yaml"))
         assert result.returncode == 1, name
         assert "Traceback" not in result.stderr and result.stderr.count("error:") == 1, result.stderr
+
+
+@pytest.mark.parametrize("command", ["build", "export", "bench"])
+def test_oversized_model_is_refused_before_allocating(write_spec, tmp_path, command):
+    # Statically valid (a 100000x100000 input), but no machine runs it: the commands that
+    # allocate and run the model refuse it up front (exit 2) instead of being OOM-killed.
+    path = write_spec("archspec: 1\ninput: [3, 100000, 100000]\nlayers:\n  - conv: {out: 64, kernel: 3}\n")
+    out = tmp_path / ("model.onnx" if command == "export" else "model.pth")
+    args = [command, path] + ([] if command == "bench" else ["-o", out])
+    result = run_cli(*args)
+    assert result.returncode == 2, result.stderr
+    assert "needs about" in result.stderr and "GiB" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()

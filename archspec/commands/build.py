@@ -36,7 +36,7 @@ def build(spec: Path = typer.Argument(..., help="Spec file."),
     if output is not None and output.suffix not in SUFFIXES:
         fail(f"-o must end in .pt2 (exported program) or .pth (state_dict). Received: '{output}'",
              EXIT_USAGE)
-    graph = graph_or_exit(spec, input, allow_outside, weights)
+    graph = graph_or_exit(spec, input, allow_outside, weights, run_batch=2)  # .pt2 traces at batch 2
 
     import torch  # only now: a spec error above is reported without paying for torch
 

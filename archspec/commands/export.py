@@ -60,7 +60,7 @@ def export(spec: Path = typer.Argument(..., help="Spec file."),
         fail(f"{output} already exists (use --force to overwrite)", EXIT_USAGE)
     if output.exists() and output.is_dir():
         fail(f"{output} is a directory", EXIT_USAGE)
-    graph = graph_or_exit(spec, input, allow_outside, weights)
+    graph = graph_or_exit(spec, input, allow_outside, weights, run_batch=5)  # verified up to batch 5
 
     import onnx
 

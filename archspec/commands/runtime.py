@@ -50,7 +50,7 @@ def _export_spec(spec: Path, tmpdir: str, *, input, weights, seed, allow_outside
     from archspec.commands.export import quiet_exporter_logs
     from archspec.errors import SpecError
 
-    graph = graph_or_exit(spec, input, allow_outside, weights)
+    graph = graph_or_exit(spec, input, allow_outside, weights, run_batch=max(5, *batches))
     quiet_exporter_logs()
     from archspec.compile.onnx_export import compile_for_export, export_onnx
 

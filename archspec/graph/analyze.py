@@ -103,6 +103,12 @@ def analyze(graph: Graph) -> Report:
     )
 
 
+def memory_needed(report: Report, batch: int) -> int:
+    """An upper bound on the bytes a forward pass at `batch` allocates: fp32 weights plus every
+    activation kept (nothing freed early). Used to refuse hopeless runs before allocating."""
+    return report.totals["param_bytes"] + batch * report.totals["activation_bytes"]
+
+
 def sharing(graph: Graph) -> list[dict]:
     """Parameter sharing, layer by layer: the parameters a weight-sharing layer has, the
     parameters it would need with a separate filter bank at every output position (a locally
