@@ -146,15 +146,26 @@ def _receptive(op, node, inputs, in_shapes):
         return fh, fw
     if op.spatial == "global":
         extent = shape[1:3] if len(shape) == 3 else (1, 1)
-        return tuple(Field(f.size + (n - 1) * f.jump, f.jump * n, f.start + (n - 1) / 2 * f.jump)
+        return tuple(_field(f.size + (n - 1) * f.jump, f.jump * n, f.start + (n - 1) / 2 * f.jump)
                      for f, n in zip((fh, fw), extent))
     kernel, stride, padding, dilation = op.window(node.params, shape)
     out = []
     for f, k, s, p, d in zip((fh, fw), kernel, stride, padding, dilation):
         span = d * (k - 1) + 1
-        out.append(Field(f.size + (span - 1) * f.jump, f.jump * s, f.start + ((span - 1) / 2 - p) * f.jump))
+        out.append(_field(f.size + (span - 1) * f.jump, f.jump * s, f.start + ((span - 1) / 2 - p) * f.jump))
     return tuple(out)
 
 
+RF_LIMIT = 2 ** 53  # receptive field sizes and jumps saturate here (no input is this large)
+
+
+def _field(size, jump, start) -> Field:
+    """A Field with size and jump saturated at RF_LIMIT, so a stack of huge strides cannot grow
+    them without end (and `start`, a float, cannot overflow)."""
+    return Field(min(size, RF_LIMIT), min(jump, RF_LIMIT), start)
+
+
 def _num(x):
+    if isinstance(x, int):
+        return x
     return int(x) if float(x).is_integer() else round(x, 3)
