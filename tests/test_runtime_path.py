@@ -172,3 +172,15 @@ def test_usage_errors_exit_2_before_work(models, tmp_path):
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     assert "ONNX Runtime cannot load" in one_line_error(probe(tmp_path, "run", tmp_path / "junk.onnx")[0], 1)
     assert list(tmp_path.glob("out.*")) == []
+
+
+def test_gpu_detection_without_torch_agrees_with_torch():
+    """The CUDA driver, asked through ctypes, sees the devices a CUDA build of torch sees."""
+    torch = pytest.importorskip("torch")
+    if torch.version.cuda is None:
+        pytest.skip("a CPU-only torch build cannot see GPUs")
+    from archspec.compile.runtime import CPU, CUDA, cuda_device_count, providers_for
+
+    assert cuda_device_count() == torch.cuda.device_count()
+    expected = [CUDA, CPU] if torch.cuda.is_available() and CUDA in ort.get_available_providers() else [CPU]
+    assert providers_for("auto") == expected
