@@ -51,7 +51,7 @@ class TransitionParams(BlockParams):
 
 def _need_image(src, shape, what):
     if len(shape) != 3:
-        raise src.error(f"{what} needs a (C, H, W) input. Received: {list(shape)}")
+        raise src.error(f"{what} needs a (C, H, W) input. Received: {list(shape)}", code="AS401")
 
 
 @register_block
@@ -98,7 +98,8 @@ class Transition(Block):
         _need_image(src, shape, "a transition")
         out = p.out if p.out is not None else int(shape[0] * p.compression + 1e-9)
         if out < 1:
-            raise src.error(f"transition: compression {p.compression} of {shape[0]} channels leaves none")
+            raise src.error(f"transition: compression {p.compression} of {shape[0]} channels leaves none",
+                            code="AS401")
         q = scope.qualify
         h = builder.add_op("batchnorm", q("norm"), [scope.input], src, scope)
         h = builder.add_op("relu", q("relu"), [h], src, scope)

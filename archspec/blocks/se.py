@@ -45,14 +45,15 @@ def squeeze_excite(builder, scope, src, x: str, p: SEParams) -> str:
 
     shape = builder.shape(x)
     if len(shape) != 3:
-        raise src.error(f"squeeze-and-excitation needs a (C, H, W) input. Received: {list(shape)}")
+        raise src.error(f"squeeze-and-excitation needs a (C, H, W) input. Received: {list(shape)}",
+                        code="AS401")
     for key in ("act", "gate"):
         kind = getattr(p, key)
         if kind not in OPS or OPS[kind].arity != (1, 1):
             from archspec.errors import did_you_mean
 
             raise src.error(f"se: '{key}: {kind}' is not an element-wise op",
-                            hint=did_you_mean(kind, OPS) or "e.g. relu, sigmoid")
+                            hint=did_you_mean(kind, OPS) or "e.g. relu, sigmoid", code="AS203")
     c = shape[0]
     s = squeeze_width(c, p)
     h = builder.add_op("global_avgpool", scope.qualify("pool"), [x], src, scope)
