@@ -165,6 +165,15 @@ def graph_or_exit(spec: Path, input: Optional[str] = None, allow_outside: bool =
     return graph
 
 
+def physical_memory() -> Optional[int]:
+    """The memory this process may use, in bytes: the tightest of physical memory, its cgroup's
+    limit and `ulimit -v` (archspec.resources.memory_limit); None when none can be read."""
+    from archspec.resources import memory_limit
+
+    limit = memory_limit()
+    return limit.bytes if limit else None
+
+
 @app.command()
 def check(specs: List[Path] = typer.Argument(..., help="Spec files to check."),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="Print errors only (no warnings, "
