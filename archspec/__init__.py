@@ -31,10 +31,11 @@ def build(spec, *, force: bool = False, **kwargs):
     process may use (archspec/resources.py: weights, input and every activation, against
     physical memory, cgroup and ulimit limits) is refused with `archspec.ModelTooLarge`
     (a MemoryError); `force=True` skips that check."""
-    from archspec.compile.torch_fx import as_graph, build as _build
+    from archspec.compile.torch_fx import as_graph, build as _build, refuse_unsafe_graph
     from archspec.resources import check_fits
 
     graph = as_graph(spec, kwargs.pop("input_shape", None))
+    refuse_unsafe_graph(graph)  # before anything else reads the graph
     if not force:
         check_fits(graph, 1, training_heads=kwargs.get("training_heads", False),
                    hint="pass force=True to build it anyway")
