@@ -188,12 +188,11 @@ _UNITS = ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
 
 
 def format_bytes(n: int) -> str:
-    """'1.5 GiB'; beyond 1024 YiB '10^28 bytes' (integer arithmetic: never overflows)."""
+    """'1.5 GiB'; beyond 1024 YiB "10^28 bytes" (integer arithmetic: never overflows)."""
     n = int(n)
     if n < 1024:
         return f"{n} bytes"
     for power, unit in enumerate(_UNITS[1:], start=1):
         if n < 1024 ** (power + 1):
             return f"{n / 1024 ** power:,.1f} {unit}"
-    digits = len(str(n)) if n.bit_length() < 10_000 else int(n.bit_length() * math.log10(2)) + 1
-    return f"about 10^{digits - 1} bytes"
+    return f"10^{math.floor(math.log10(n))} bytes"  # log10 takes integers of any size
