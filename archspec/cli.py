@@ -8,6 +8,8 @@ memory), 3 an internal error: a bug in archspec, reported as one line, never a t
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import json
 import os
 import sys
@@ -27,8 +29,21 @@ class GuardedGroup(TyperGroup):
     a documented exit code, never a traceback (see `guard`)."""
 
     def invoke(self, ctx):
+        if sys.stdout is None:  # started with standard output closed (`>&-`): printing must fail
+            sys.stdout = _ClosedOutput()
         with guard():
             return super().invoke(ctx)
+
+
+class _ClosedOutput(io.TextIOBase):
+    """Standard output when the process started without one: writing to it is an error, so a
+    command whose result goes to stdout does not pretend success (one that writes -o does)."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text):
+        raise OSError(errno.EBADF, "it is closed")
 
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,

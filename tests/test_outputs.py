@@ -118,6 +118,17 @@ def test_closed_pipe_on_standard_output_is_quiet():
     assert proc.wait(timeout=120) == 2 and stderr == "", stderr
 
 
+def test_closed_standard_output(tmp_path):
+    """Started with fd 1 closed (`>&-`): a result meant for stdout is an error, a file is not."""
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "archspec", *map(str, args)], stderr=subprocess.PIPE,
+                              text=True, cwd=ROOT, timeout=120, preexec_fn=lambda: os.close(1))
+
+    one_line_error(run("report", SPECS / "lenet5.yaml"), "standard output")
+    done = run("report", SPECS / "lenet5.yaml", "-o", tmp_path / "r.txt")
+    assert done.returncode == 0 and (tmp_path / "r.txt").read_text().startswith("lenet5"), done.stderr
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
 def test_fifo_is_written_in_place_or_refused_without_a_reader(tmp_path):
     fifo = tmp_path / "out.fifo"
