@@ -1,7 +1,7 @@
 """Weight initialisation for compiled networks, by family convention.
 
 A scheme decides how `nn.Conv2d`, `nn.ConvTranspose2d`, `nn.Linear` and batch norm start out;
-archspec's own modules keep the initialisation they define themselves (`TableConv2d` and
+archspec's own modules keep the initialisation they define themselves (`TableConv` and
 `LocallyConnected2d`: uniform ±1/√fan_in, `ChannelScale`: weight 1 / bias 0, `EuclideanRBF`:
 fixed ±1 prototypes).
 

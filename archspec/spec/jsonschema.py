@@ -31,7 +31,7 @@ TOP_LEVEL_DOCS = {
     "archspec": "Format version; always 1.",
     "name": "The network's name (default: the file name without extension).",
     "description": "Free text about the network.",
-    "input": "Input shape without the batch axis: [C, H, W] (or [C, L], [F]).",
+    "input": "Input shape without the batch axis: [C, H, W] (or [C, L], [C, D, H, W], [F]).",
     "vars": "Named constants, used in values as `$name` or `${expression}`.",
     "templates": "User-defined blocks: `{name: {args: {a: required, b: 1}, body: <layer or list>}}`.",
     "layers": "The network: a list of layers, applied in order.",
