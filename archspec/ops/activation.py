@@ -74,7 +74,7 @@ _activation("hardsigmoid", "Hard sigmoid: relu6(x + 3)/6 (MobileNetV3's squeeze-
             "\n\n```yaml\n- hardsigmoid\n```", lambda p: _nn().Hardsigmoid(), fresh=True,
             onnx="exported as HardSigmoid (alpha 1/6, beta 0.5)")
 _activation("mish", "Mish: x·tanh(softplus(x)).\n\n```yaml\n- mish\n```", lambda p: _nn().Mish(),
-            fresh=True, onnx="exported as Softplus, Tanh and Mul")
+            fresh=True, onnx="exported as Mish")
 _activation("log_softmax", "Log-softmax over the channel/feature axis (for NLLLoss).\n\n"
             "```yaml\n- log_softmax\n```", lambda p: _nn().LogSoftmax(dim=1),
             onnx="exported as LogSoftmax on axis 1")

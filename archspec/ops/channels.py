@@ -82,7 +82,7 @@ class Chunk(Op):
     name = "chunk"
     Params = ChunkParams
     aliases_input = True  # a view of the input
-    onnx_notes = "exported as Split (or Slice) on the channel axis"
+    onnx_notes = "exported as Split on the channel axis"
 
     def infer(self, p, inputs):
         (shape,) = inputs

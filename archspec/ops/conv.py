@@ -108,7 +108,8 @@ class Conv(Op):
     Params = ConvParams
     spatial = "window"
     fresh_output = True
-    onnx_notes = "exported as Conv; a connection table as a Gather of its weights, a Mul by the mask and a Conv"
+    onnx_notes = ("exported as Conv; with a connection table, as one Conv whose masked weight the "
+                  "exporter folds into a constant")
 
     def infer(self, p, inputs):
         (shape,) = inputs

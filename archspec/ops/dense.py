@@ -63,8 +63,7 @@ class Linear(Op):
     # a (F,) input whose field the flatten before it already made global.
     spatial = "pointwise"
     fresh_output = True
-    onnx_notes = ("exported as Gemm (or MatMul and Add); with per_pixel, as MatMul and Add on the "
-                  "input transposed channels-last, and a Transpose back")
+    onnx_notes = "exported as Gemm; with per_pixel, as Transpose (channels last), MatMul, Add, Transpose"
 
     def infer(self, p, inputs):
         (shape,) = inputs

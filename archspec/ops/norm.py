@@ -112,9 +112,8 @@ class GroupNorm(Op):
     name = "group_norm"
     Params = GroupNormParams
     fresh_output = True
-    onnx_notes = ("exported as its decomposition: Reshape to (N, groups, -1), "
-                  "InstanceNormalization-free mean/variance (ReduceMean, Sub, Mul, Sqrt, Div), "
-                  "Reshape back, Mul and Add by γ and β")
+    onnx_notes = ("exported as Reshape to (N, groups, -1), InstanceNormalization, Reshape back, and "
+                  "Mul and Add by γ and β")
 
     def infer(self, p, inputs):
         (shape,) = inputs
@@ -156,8 +155,8 @@ class InstanceNorm(Op):
     name = "instance_norm"
     Params = InstanceNormParams
     fresh_output = True
-    onnx_notes = ("exported as InstanceNormalization without running statistics; with "
-                  "track_running_stats, as BatchNormalization with them (eval mode)")
+    onnx_notes = ("exported as InstanceNormalization; with track_running_stats, as BatchNormalization "
+                  "with the running statistics (eval mode), reshaped to (1, N·C, ...)")
 
     def infer(self, p, inputs):
         need_rank("instance_norm", inputs[0], SPATIAL)

@@ -176,7 +176,7 @@ class GlobalAvgPool(_GlobalPool):
 
     name = "global_avgpool"
     torch_classes = ("AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d")
-    onnx_notes = "exported as GlobalAveragePool (or ReduceMean)"
+    onnx_notes = "exported as ReduceMean over the spatial axes (on (C, L), between Unsqueeze and Squeeze)"
 
 
 @register
@@ -193,7 +193,7 @@ class GlobalMaxPool(_GlobalPool):
 
     name = "global_maxpool"
     torch_classes = ("AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d")
-    onnx_notes = "exported as GlobalMaxPool (or ReduceMax)"
+    onnx_notes = "exported as ReduceMax over the spatial axes"
 
 
 class AdaptivePoolParams(OpParams):
@@ -217,8 +217,9 @@ class AdaptiveAvgPool(Op):
     Params = AdaptivePoolParams
     spatial = "window"
     fresh_output = True
-    onnx_notes = ("exported as GlobalAveragePool/AveragePool when the sizes divide, else as a gather of "
-                  "each bin's pixels and a mean (exact, slower)")
+    onnx_notes = ("exported as ReduceMean (size 1) or AveragePool when the sizes divide, else as a gather "
+                  "of each bin's pixels and a mean (exact, slower); 3-D to sizes other than 1 is refused "
+                  "(the exporter has no translation for it)")
 
     def infer(self, p, inputs):
         (shape,) = inputs
@@ -232,6 +233,13 @@ class AdaptiveAvgPool(Op):
         stride = tuple(max(1, i // o) for i, o in zip(shape[1:], size))
         n = len(size)
         return kernel, stride, (0,) * n, (1,) * n
+
+    def onnx_refusal(self, p, inputs, out):
+        if spatial_rank(inputs[0]) == 3 and set(out[1:]) != {1}:
+            return ("PyTorch's ONNX exporter has no translation of 3-D adaptive average pooling to "
+                    f"sizes other than 1 (size {list(out[1:])}); use global_avgpool, or avgpool with "
+                    "kernel = stride = input size / output size where that divides")
+        return None
 
     def torch(self, p, inputs, out):
         import torch.nn as nn

@@ -47,7 +47,8 @@ class Upsample(Op):
     name = "upsample"
     Params = UpsampleParams
     fresh_output = True
-    onnx_notes = "exported as Resize (nearest: asymmetric/floor; linear modes: their coordinate mode)"
+    onnx_notes = ("exported as Resize (mode nearest or linear); `linear` on (C, L) as a decomposition "
+                  "(GatherND, Sub, Mul, Add)")
 
     def infer(self, p, inputs):
         (shape,) = inputs
