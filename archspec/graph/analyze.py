@@ -146,9 +146,10 @@ def _receptive(op, node, inputs, in_shapes):
         return tuple(max((f[a] for f in inputs), key=lambda f: f.size) for a in range(axes))
     fields, shape = inputs[0], in_shapes[0]
     own = len(shape) - 1 == axes
-    if op.spatial == "pointwise" or not own:
+    kind = op.spatial_kind(node.params)
+    if kind == "pointwise" or not own:
         return fields
-    if op.spatial == "global":
+    if kind == "global":
         return tuple(Field(f.size + (n - 1) * f.jump, f.jump * n, f.start + (n - 1) / 2 * f.jump)
                      for f, n in zip(fields, shape[1:]))
     out = []

@@ -100,7 +100,8 @@ class GroupNormParams(OpParams):
 @register
 class GroupNorm(Op):
     """Group normalisation: channels split into `groups` groups, each normalised over its
-    channels and all positions; then a per-channel γ and β (Wu & He 2018).
+    channels and all positions; then a per-channel γ and β (Wu & He 2018). Every output
+    depends on every position of its group, so the receptive field becomes the whole input.
 
     Input shape: (F,), (C, L), (C, H, W) or (C, D, H, W). Output shape: same.
 
@@ -111,6 +112,7 @@ class GroupNorm(Op):
 
     name = "group_norm"
     Params = GroupNormParams
+    spatial = "global"  # its statistics span every position: each output depends on all of them
     fresh_output = True
     onnx_notes = ("exported as Reshape to (N, groups, -1), InstanceNormalization, Reshape back, and "
                   "Mul and Add by γ and β")
@@ -143,7 +145,8 @@ class InstanceNorm(Op):
     """Instance normalisation: every channel of every sample normalised over its positions
     (Ulyanov et al. 2016). PyTorch's defaults: no γ/β (`affine: false`) and no running
     statistics (`track_running_stats: false`, so eval mode normalises with the sample's own
-    statistics); both can be switched on.
+    statistics); both can be switched on. With the sample's statistics every output depends
+    on every position: the receptive field becomes the whole input.
 
     Input shape: (C, L), (C, H, W) or (C, D, H, W). Output shape: same.
 
@@ -155,6 +158,10 @@ class InstanceNorm(Op):
     name = "instance_norm"
     Params = InstanceNormParams
     fresh_output = True
+
+    def spatial_kind(self, p):
+        # The sample's own statistics span every position (global); running ones do not.
+        return "pointwise" if p.track_running_stats else "global"
     onnx_notes = ("exported as InstanceNormalization; with track_running_stats, as BatchNormalization "
                   "with the running statistics (eval mode), reshaped to (1, N·C, ...)")
 

@@ -89,6 +89,10 @@ class Op:
         position), or None for ops that share no weights across positions."""
         return None
 
+    def spatial_kind(self, p) -> str:
+        """`spatial` for this configuration (the settings may change it)."""
+        return self.spatial
+
     def window(self, p, shape: Shape) -> tuple[tuple[int, ...], ...]:
         """(kernel, stride, padding, dilation), each a tuple with one entry per spatial axis
         of an input of `shape`, for receptive-field analysis."""
