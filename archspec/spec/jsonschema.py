@@ -132,7 +132,7 @@ def generate() -> dict:
 
     top = _model_schema(SpecFile, {}, owner="spec")
     props = top["properties"]
-    props["input"] = {"type": "array", "minItems": 1, "maxItems": 3,
+    props["input"] = {"type": "array", "minItems": 1, "maxItems": 4,
                       "items": {"type": "integer", "minimum": 1}}
     props["vars"] = {"type": "object", "propertyNames": {"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"},
                      "additionalProperties": {"type": ["integer", "number", "boolean", "string"]}}
