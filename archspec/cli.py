@@ -89,28 +89,43 @@ def physical_memory() -> Optional[int]:
 
 @app.command()
 def check(specs: List[Path] = typer.Argument(..., help="Spec files to check."),
-          quiet: bool = typer.Option(False, "--quiet", "-q", help="Print errors only."),
-          allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory.")):
-    """Validate specs: schema, references, and every shape. Exit 1 if any is invalid."""
-    from archspec.graph.analyze import analyze
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="Print errors only (no warnings, "
+                                                                   "no summary lines)."),
+          format: str = typer.Option("text", "--format", "-f", help="text, or json: one document "
+                                                                     "listing every file's errors and "
+                                                                     "warnings."),
+          allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's project.")):
+    """Validate specs: schema, references and every shape. Reports every independent error of
+    each file (with its code), not just the first. Exit 1 if any spec is invalid."""
+    from archspec.check import check_file
 
-    bad = 0
+    if format not in ("text", "json"):
+        fail(f"--format must be text or json. Received: '{format}'", EXIT_USAGE)
     for path in specs:
         _existing(path)
-        try:
-            _, graph = load_graph(path, allow_outside=allow_outside)
-        except SpecError as exc:
-            typer.echo(str(exc), err=True)
-            bad += 1
-            continue
-        totals = analyze(graph).totals
-        for warning in graph.warnings:
-            typer.echo(str(warning), err=True)
-        if not quiet:
-            typer.echo(f"{path}: ok — {graph.name}, {len(graph.nodes)} ops, {totals['params']:,} params, "
-                       f"output {'x'.join(map(str, graph.shape(graph.output)))}")
-    if bad:
+    results = [check_file(path, allow_outside=allow_outside) for path in specs]
+    if format == "json":
+        typer.echo(json.dumps({"ok": all(r.ok for r in results),
+                               "files": [r.to_json() for r in results]}, indent=2))
+    else:
+        for result in results:
+            _print_check(result, quiet)
+    if not all(r.ok for r in results):
         raise typer.Exit(EXIT_INVALID)
+
+
+def _print_check(result, quiet: bool) -> None:
+    for error in result.errors:
+        typer.echo(str(error), err=True)
+    if not quiet:
+        for warning in result.warnings:
+            typer.echo(str(warning), err=True)
+    if result.ok and not quiet:
+        summary = result.to_json()["summary"]
+        typer.echo(f"{result.file}: ok — {summary['name']}, {summary['ops']} ops, {summary['params']:,} params, "
+                   f"output {'x'.join(map(str, summary['output']))}")
+    elif not result.ok and len(result.errors) > 1:
+        typer.echo(f"{result.file}: {len(result.errors)} errors", err=True)
 
 
 @app.command()

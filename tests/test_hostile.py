@@ -14,7 +14,7 @@ CASES = {
     "mutually recursive templates": (HEAD + "templates:\n  a:\n    body: [relu, b]\n  b:\n    body: {a: {}}\n"
                                      "layers: [a]\n", "uses itself (a -> b -> a)"),
     "repeat explosion": (HEAD + "layers:\n  - residual: {preset: basic, out: 3, repeat: 100000}\n",
-                         "exceeds 200000 nodes"),
+                         "over the limit of 250,000"),
     "exponent tower": (HEAD + "vars: {a: '${9 ** 9 ** 9}'}\nlayers: [relu]\n", "exponent too large"),
     "huge value": (HEAD + "vars: {a: '${10 ** 60}'}\nlayers: [relu]\n", "too large"),
     "alias bomb": (HEAD + "a: &a [1, 1]\nb: &b [*a, *a]\nc: [*b, *b]\nlayers: [relu]\n", "anchors are not supported"),

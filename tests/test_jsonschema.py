@@ -67,7 +67,7 @@ BAD = {
     "two ops in one layer": HEAD + "layers:\n  - conv: {out: 8, kernel: 3}\n    relu: {}\n",
     "wrong type": HEAD + "layers:\n  - conv: {out: eight, kernel: 3}\n",
     "bad enum": HEAD + "layers:\n  - conv: {out: 8, kernel: 3, padding: full}\n",
-    "bad id": HEAD + "layers:\n  - relu: {id: 'a-b'}\n",
+    "bad id": HEAD + "layers:\n  - relu: {id: 'a b'}\n",
     "first key unknown to the op": HEAD + "layers:\n  - conv: {out: 8, kernel: 3, repeat: 2, first: {strid: 2}}\n",
     "unknown top-level key": HEAD + "layerz: [relu]\n",
     "bad nested layer": HEAD + "layers:\n  - seq: {layers: [{conv: {out: 8}}]}\n",

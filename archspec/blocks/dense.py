@@ -54,7 +54,8 @@ class TransitionParams(BlockParams):
 
 def _need_image(src, shape, what):
     if len(shape) not in (2, 3, 4):
-        raise src.error(f"{what} needs a (C, L), (C, H, W) or (C, D, H, W) input. Received: {list(shape)}")
+        raise src.error(f"{what} needs a (C, L), (C, H, W) or (C, D, H, W) input. Received: {list(shape)}",
+                        code="AS401")
 
 
 @register_block
@@ -101,7 +102,8 @@ class Transition(Block):
         _need_image(src, shape, "a transition")
         out = p.out if p.out is not None else int(shape[0] * p.compression + 1e-9)
         if out < 1:
-            raise src.error(f"transition: compression {p.compression} of {shape[0]} channels leaves none")
+            raise src.error(f"transition: compression {p.compression} of {shape[0]} channels leaves none",
+                            code="AS401")
         q = scope.qualify
         h = builder.add_op("batchnorm", q("norm"), [scope.input], src, scope)
         h = builder.add_op("relu", q("relu"), [h], src, scope)

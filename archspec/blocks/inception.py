@@ -38,10 +38,8 @@ from __future__ import annotations
 
 from pydantic import field_validator
 
-import re
-
 from archspec.blocks.registry import Block, BlockParams, register_block
-from archspec.spec.schema import ID_PATTERN
+from archspec.names import check_name
 
 
 class InceptionParams(BlockParams):
@@ -55,8 +53,7 @@ class InceptionParams(BlockParams):
         if len(value) < 1:
             raise ValueError("an inception block needs at least one branch")
         for key in value:
-            if not re.match(ID_PATTERN, str(key)):
-                raise ValueError(f"branch names must be identifiers. Received: '{key}'")
+            check_name(key)
         return value
 
 
@@ -92,7 +89,7 @@ class Inception(Block):
     def _flat_branch(builder, layers, src, scope, branch):
         """A branch built in the block's own scope: a chain from the block's input."""
         if not layers:
-            raise src.error(f"branch '{branch}' is an empty list; give it at least one layer")
+            raise src.error(f"branch '{branch}' is an empty list; give it at least one layer", code="AS203")
         current = scope.input
         for index, item in enumerate(layers):
             out, continues = builder.build_layer(item, src.child(index), scope,

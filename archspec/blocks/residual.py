@@ -56,6 +56,7 @@ from pydantic import Field, model_validator
 from archspec.blocks.registry import Block, BlockParams, register_block
 from archspec.blocks.se import SEParams, squeeze_excite
 from archspec.errors import SpecError
+from archspec.spec.schema import Name
 
 Positive = Annotated[int, Field(ge=1, strict=True)]
 
@@ -75,7 +76,7 @@ class ResidualParams(BlockParams):
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     se: Optional[SEParams] = None
     shortcut: Union[Literal["auto", "identity", "projection"], list] = "auto"
-    shortcut_id: str = "downsample"
+    shortcut_id: Name = "downsample"
     shortcut_from: Optional[str] = None
     norm: Optional[bool] = None  # batch norm after the projection conv (default: not for preact)
     after: Optional[list] = None

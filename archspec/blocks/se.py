@@ -47,14 +47,14 @@ def squeeze_excite(builder, scope, src, x: str, p: SEParams) -> str:
     shape = builder.shape(x)
     if len(shape) not in (2, 3, 4):
         raise src.error("squeeze-and-excitation needs a (C, L), (C, H, W) or (C, D, H, W) input. "
-                        f"Received: {list(shape)}")
+                        f"Received: {list(shape)}", code="AS401")
     for key in ("act", "gate"):
         kind = getattr(p, key)
         if kind not in OPS or OPS[kind].arity != (1, 1):
             from archspec.errors import did_you_mean
 
             raise src.error(f"se: '{key}: {kind}' is not an element-wise op",
-                            hint=did_you_mean(kind, OPS) or "e.g. relu, sigmoid")
+                            hint=did_you_mean(kind, OPS) or "e.g. relu, sigmoid", code="AS203")
     c = shape[0]
     s = squeeze_width(c, p)
     h = builder.add_op("global_avgpool", scope.qualify("pool"), [x], src, scope)

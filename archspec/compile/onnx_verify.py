@@ -31,7 +31,7 @@ class ExportError(SpecError):
     'export', ...); the node's spec location is attached when the failure can be placed."""
 
     def __init__(self, message: str, loc=None, hint: str | None = None, check: str = "export"):
-        super().__init__(message, loc, hint)
+        super().__init__(message, loc, hint, code="AS601")
         self.check = check
 
 

@@ -34,6 +34,9 @@ SHOW = 5  # keys named per category in an error
 class WeightsError(SpecError):
     """Weights that cannot be read, or do not fit the model. The CLI prints it and exits 1."""
 
+    def __init__(self, message: str, loc=None, hint: str | None = None):
+        super().__init__(message, loc, hint, code="AS602")
+
 
 def read_state_dict(source, *, what: str | None = None) -> dict:
     """The state_dict inside `source` (a path, or a state_dict / checkpoint mapping), with

@@ -3,14 +3,23 @@
 Shapes are inferred while expanding, by the same per-op rules the report uses, because some
 blocks decide their structure from shapes (a residual shortcut projects only when the shape
 changes) and because an error is best reported at the layer that causes it.
+
+Every independent error is reported, not just the first: a layer that fails stands for an
+unknown output (`FAILED`), layers that depend on it are still checked for what does not need
+its shape (their settings, names and references) but are not shape-checked, so one mistake
+never causes a cascade of others. Expansion runs on a budget (nodes, steps, name length),
+checked as it proceeds, so a tiny file cannot make archspec work or allocate without end.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
 from archspec.blocks import BLOCKS
-from archspec.errors import ShapeError, did_you_mean
+from archspec.errors import ShapeError, SpecError, did_you_mean, raise_all
+from archspec.graph.entries import (declared, evaluate_vars, is_layer_entry, normalize,
+                                    path_text)
 from archspec.graph.ir import INPUT, BlockInfo, Diagnostic, Graph, Node
+from archspec.names import name_problem
 from archspec.ops import OPS
 from archspec.spec.compose import Placed, Spec, Template
 from archspec.spec.expr import ExprError, evaluate, is_expression
@@ -18,7 +27,27 @@ from archspec.spec.load import Src
 from archspec.spec.schema import ENVELOPE_KEYS, Envelope
 from archspec.spec.validate import validate
 
-MAX_NODES = 200_000
+MAX_NODES = 200_000  # primitive ops in the expanded graph
+MAX_STEPS = 250_000  # layer, block and template instantiations (empty ones count too)
+MAX_NAME_CHARS = 16 * 2 ** 20  # all hierarchical names together
+MAX_ERRORS = 50  # reported per file; the rest are summarised
+FAILED = "<failed>"  # the output of a layer that had an error: its shape is unknown
+
+
+class Unknown(Exception):
+    """A shape is needed but comes from a layer that failed. The layer is skipped quietly:
+    the failure's own error is already reported."""
+
+
+class BudgetExceeded(SpecError):
+    """The expansion went past a limit; fatal (the rest of the file is not expanded)."""
+
+    def __init__(self, message: str, loc=None, hint: str | None = None):
+        super().__init__(message, loc, hint, code="AS501")
+
+
+class TooManyErrors(Exception):
+    pass
 
 
 @dataclass(frozen=True)
@@ -38,31 +67,54 @@ class Scope:
 
 
 def build_graph(spec: Spec) -> Graph:
-    """Expand `spec` into a Graph, raising a located SpecError for the first problem."""
+    """Expand `spec` into a Graph. Raises a located SpecError, or SpecErrors listing every
+    independent problem (its `partial` holds what could be built)."""
     return Builder(spec).build()
 
 
 class Builder:
-    def __init__(self, spec: Spec):
+    def __init__(self, spec: Spec, *, max_errors: int = MAX_ERRORS):
         self.spec = spec
         self.graph = Graph(spec.name, tuple(spec.input), files=list(spec.files))
         self.ids: dict[str, str] = {}  # qualified id -> output node of that layer or block
         self.id_src: dict[str, Src] = {}
-        self.global_env = _evaluate_vars(spec.vars)
+        self.max_errors = max_errors
+        self.steps = 0
+        self.name_chars = 0
+        self.template_cost: dict[str, int] = {}  # smallest number of steps one use has taken
+        self.global_env, self.failed_vars, self.errors = evaluate_vars(spec.vars)
         for name, template in spec.templates.items():
             if name in OPS or name in BLOCKS:
-                raise template.src.error(f"template '{name}' has the name of a built-in "
-                                         f"{'op' if name in OPS else 'block'}; choose another", key=True)
+                self.errors.append(template.src.error(
+                    f"template '{name}' has the name of a built-in {'op' if name in OPS else 'block'}; "
+                    "choose another", key=True, code="AS206"))
 
     # ---- entry point ----------------------------------------------------------------------
 
     def build(self) -> Graph:
         scope = Scope("", INPUT, self.global_env)
         if not isinstance(self.spec.layers, list) or not self.spec.layers:
-            raise self.spec.layers_src.error("'layers' must be a non-empty list")
-        self.graph.output = self.build_list(self.spec.layers, self.spec.layers_src, scope)
-        self._check_unused()
+            raise self.spec.layers_src.error("'layers' must be a non-empty list", code="AS203")
+        try:
+            self.graph.output = self.build_list(self.spec.layers, self.spec.layers_src, scope)
+            if not self.errors:
+                self._check_unused()
+        except TooManyErrors:
+            pass
+        except SpecError as exc:  # fatal (the budget): keep what was found before it
+            self.errors.extend(exc.errors)
+        raise_all(self.errors, partial=self.graph)
         return self.graph
+
+    def _record(self, error: SpecError) -> None:
+        """Keep an error (once per place and rule: a template used 16 times with one mistake
+        in its body reports it once)."""
+        for err in error.errors:
+            key = (err.loc, err.code)
+            if all((e.loc, e.code) != key for e in self.errors):
+                self.errors.append(err)
+        if len(self.errors) >= self.max_errors:
+            raise TooManyErrors
 
     # ---- layers -----------------------------------------------------------------------------
 
@@ -70,35 +122,53 @@ class Builder:
         """Build a sequence: each layer takes the previous one's output unless it says `from`.
         Returns the output of the last layer that continues the chain."""
         if not isinstance(items, list):
-            raise src.error(f"expected a list of layers. Received: {type(items).__name__}")
+            raise src.error(f"expected a list of layers. Received: {type(items).__name__}", code="AS205")
         current = scope.input
         for index, item in enumerate(items):
-            item_src = src.child(index)
-            out, continues = self.build_layer(item, item_src, scope, scope.qualify(str(index)), current)
+            out, continues = self._guarded(item, src.child(index), scope, scope.qualify(str(index)), current)
             if continues:
                 current = out
         return current
+
+    def _guarded(self, raw, src: Src, scope: Scope, default_name: str, default_input: str):
+        """build_layer, but a failing layer is recorded and stands for an unknown output."""
+        try:
+            return self.build_layer(raw, src, scope, default_name, default_input)
+        except BudgetExceeded:
+            raise
+        except SpecError as exc:
+            self._record(exc)
+        except Unknown:
+            pass
+        ident, side_branch = declared(raw, scope.qualify, default_name)
+        self.ids.setdefault(ident, FAILED)
+        return FAILED, not side_branch
 
     def build_layer(self, raw, src: Src, scope: Scope, default_name: str, default_input: str):
         """Build one layer entry. Returns (output node, whether the main chain continues from it)."""
         if isinstance(raw, Placed):
             raw, src = raw.raw, raw.src
-        kind, body, body_src = _normalize(raw, src)
-        definition = self._lookup(kind, src)
+        self._step(src)
+        kind, body, body_src = normalize(raw, src)
+        definition = self._lookup(kind, body_src, key=body_src is not src)
         nested = getattr(definition, "nested", ())
         body = {k: (v if k in nested else self._resolve(v, body_src.child(k), scope.env))
                 for k, v in body.items()}
         env_keys = {k: body.pop(k) for k in list(body) if k in ENVELOPE_KEYS}
-        what = f"{_path_text(src.path)} ({kind})"
+        what = f"{path_text(src.path)} ({kind})"
         envelope = validate(Envelope, env_keys, body_src, what)
         name = scope.qualify(envelope.id) if envelope.id else default_name
-        what = f"{_path_text(src.path)} '{name}' ({kind})"
+        what = f"{path_text(src.path)} '{name}' ({kind})"
         if envelope.first is not None and envelope.repeat is None:
-            raise body_src.child("first").error(f"{what}: 'first' only applies with 'repeat'", key=True)
+            raise body_src.child("first").error(f"{what}: 'first' only applies with 'repeat'", key=True,
+                                                code="AS203")
         inputs = self._inputs(envelope, body_src, scope, default_input, what)
         flags = replace(scope, trainable=scope.trainable if envelope.trainable is None else envelope.trainable,
                         training_only=scope.training_only or envelope.training_only)
+        if not flags.training_only:
+            self._refuse_training_inputs(inputs, body_src, what)
         self._claim(name, body_src.child("id") if envelope.id else src, what)
+        self.ids[name] = FAILED  # until it is built: a failure inside leaves it unknown
         if envelope.repeat is not None:
             out = self._repeat(kind, body, src, envelope, name, inputs, flags, what)
         elif isinstance(definition, Template):
@@ -121,20 +191,20 @@ class Builder:
         low, high = op.arity
         if not low <= len(inputs) <= high:
             raise src.error(f"{what}: takes {low}" + (f" to {high}" if high != low else "") +
-                            f" input(s), got {len(inputs)}")
-        shapes = [self.graph.shape(i) for i in inputs]
+                            f" input(s), got {len(inputs)}", code="AS306")
+        shapes = [self.shape(i) for i in inputs]  # Unknown if an input failed
         try:
             shape = tuple(op.infer(params, shapes))
         except ShapeError as exc:
             names = ", ".join(f"'{i}' {list(s)}" for i, s in zip(inputs, shapes))
             extra = f" (inputs: {names})" if len(inputs) > 1 else ""
-            raise src.error(f"{what}: {exc.render()}{extra}") from None
+            raise src.error(f"{what}: {exc.render()}{extra}", code=exc.code) from None
         node = Node(name, kind, params, tuple(inputs), shape, src, scope.trainable,
                     scope.training_only, scope.blocks)
         for note in op.warnings(params, shapes, shape):
-            self.graph.warnings.append(Diagnostic(src.loc, name, note))
+            self.graph.warnings.append(Diagnostic(src.loc, name, note, "AS801"))
         if len(self.graph.nodes) >= MAX_NODES:
-            raise src.error(f"the expanded graph exceeds {MAX_NODES} nodes")
+            raise BudgetExceeded(f"the expanded graph exceeds {MAX_NODES:,} nodes", src.loc)
         self.graph.nodes[name] = node
         return name
 
@@ -148,32 +218,44 @@ class Builder:
         if template.name in scope.templates:
             chain = " -> ".join(scope.templates[scope.templates.index(template.name):] + (template.name,))
             raise src.error(f"{what}: template '{template.name}' uses itself ({chain}); a template "
-                            "cannot expand forever", hint="use 'repeat: N' for a fixed number of copies")
-        scope = replace(scope, templates=scope.templates + (template.name,))
+                            "cannot expand forever", hint="use 'repeat: N' for a fixed number of copies",
+                            code="AS305")
+        known = self.template_cost.get(template.name)
+        if known is not None:
+            self._afford(known, 1, src, f"another use of template '{template.name}'")
+        before = self.steps
+        out = self._expand_template(template, definition, body, src, name, inputs,
+                                    replace(scope, templates=scope.templates + (template.name,)), what)
+        cost = self.steps - before
+        self.template_cost[template.name] = min(cost, known if known is not None else cost)
+        return out
+
+    def _expand_template(self, template, definition, body, src, name, inputs, scope, what) -> str:
         env = dict(self.global_env)
         for arg, default in definition.args.items():
             if arg in body:
                 env[arg] = body.pop(arg)
             elif default == "required":
-                raise src.error(f"{what}: missing required argument '{arg}' of template '{template.name}'")
+                raise src.error(f"{what}: missing required argument '{arg}' of template '{template.name}'",
+                                code="AS209")
             else:
                 env[arg] = self._resolve(default, template.src.child("args", arg), self.global_env)
         if body:
             key = next(iter(body))
             raise src.child(key).error(f"{what}: unknown argument '{key}' for template '{template.name}'",
-                                       hint=did_you_mean(key, definition.args), key=True)
+                                       hint=did_you_mean(key, definition.args), key=True, code="AS209")
         body_src = template.src.child("body")
         if isinstance(definition.body, list):
             inner = replace(self._enter(name, template.name, src, inputs, scope, what), env=env)
             return self.build_list(definition.body, body_src, inner)
         # A single-layer body is the instance itself: it takes the instance's name.
-        _, inner_body, _ = _normalize(definition.body, body_src)
+        _, inner_body, _ = normalize(definition.body, body_src)
         if isinstance(inner_body, dict) and "id" in inner_body:
             raise body_src.error(f"template '{template.name}': a single-layer body takes its id from "
-                                 "each use; remove 'id' here or make the body a list")
+                                 "each use; remove 'id' here or make the body a list", code="AS203")
         if len(inputs) != 1:
             raise src.error(f"{what}: a template takes one input; merge several with 'add' or 'concat' "
-                            f"first. Received: from={list(inputs)}")
+                            f"first. Received: from={list(inputs)}", code="AS306")
         self.ids.pop(name, None)
         self.id_src.pop(name, None)
         out, _ = self.build_layer(definition.body, body_src, replace(scope, env=env), name, inputs[0])
@@ -182,7 +264,9 @@ class Builder:
         return out
 
     def _repeat(self, kind, body, src, envelope, name, inputs, scope, what) -> str:
-        """`repeat: N`: N copies in sequence named name.0 ... name.N-1 (`first` overrides copy 0)."""
+        """`repeat: N`: N copies in sequence named name.0 ... name.N-1 (`first` overrides copy 0).
+        Once copy 1 is built its cost predicts the rest, so a repeat that would blow the budget
+        stops at once instead of after the budget's worth of work."""
         inner = self._enter(name, "repeat", src.child(kind), inputs, scope, what)
         self.graph.blocks[name].repeat = envelope.repeat
         self.graph.blocks[name].kind = kind
@@ -191,22 +275,45 @@ class Builder:
             entry = dict(body)
             if i == 0 and envelope.first:
                 entry.update(envelope.first)
+            steps, nodes = self.steps, len(self.graph.nodes)
             current, _ = self.build_layer(Placed({kind: entry}, src), src, inner, inner.qualify(str(i)), current)
+            if i == 1 and envelope.repeat > 2:
+                left = envelope.repeat - 2
+                self._afford(self.steps - steps, left, src, f"repeat: {envelope.repeat:,}")
+                if len(self.graph.nodes) + left * (len(self.graph.nodes) - nodes) > MAX_NODES:
+                    raise BudgetExceeded(f"{what}: repeat: {envelope.repeat:,} would expand to more than "
+                                         f"{MAX_NODES:,} nodes", src.loc)
         return current
 
     def _enter(self, name, kind, src, inputs, scope, what) -> Scope:
         """Open a block scope named `name` whose input is the block's single input."""
         if len(inputs) != 1:
             raise src.error(f"{what}: a block takes one input; merge several with 'add' or 'concat' "
-                            f"first. Received: from={list(inputs)}")
+                            f"first. Received: from={list(inputs)}", code="AS306")
         self.graph.blocks[name] = BlockInfo(name, kind, src)
         return replace(scope, prefix=name, input=inputs[0], blocks=scope.blocks + (name,))
+
+    # ---- budget -------------------------------------------------------------------------------
+
+    def _step(self, src: Src) -> None:
+        self.steps += 1
+        if self.steps > MAX_STEPS:
+            raise BudgetExceeded(f"expansion takes more than {MAX_STEPS:,} steps (layer, block and "
+                                 "template instantiations)", src.loc,
+                                 hint="a repeat or nested templates expand to an enormous network")
+
+    def _afford(self, cost: int, copies: int, src: Src, what: str) -> None:
+        if self.steps + cost * copies > MAX_STEPS:
+            raise BudgetExceeded(f"{what} would take about {cost * copies:,} more expansion steps, over "
+                                 f"the limit of {MAX_STEPS:,}", src.loc,
+                                 hint="a repeat or nested templates expand to an enormous network")
 
     # ---- for blocks: adding ops and groups directly ----------------------------------------
 
     def add_op(self, kind: str, name: str, inputs: list, src: Src, scope: Scope, **params) -> str:
         """Add a primitive op node that a block generates (not written by the user)."""
-        what = f"{_path_text(src.path)} '{name}' ({kind})"
+        self._step(src)
+        what = f"{path_text(src.path)} '{name}' ({kind})"
         self._claim(name, src, what)
         out = self._op(kind, params, src, name, list(inputs), scope, what)
         self.ids[name] = out
@@ -214,12 +321,14 @@ class Builder:
 
     def enter_group(self, name: str, kind: str, src: Src, scope: Scope, input: str | None = None) -> Scope:
         """Open a named sub-group (a branch, a shortcut) inside a block."""
-        self._claim(name, src, f"{_path_text(src.path)} '{name}' ({kind})")
+        self._claim(name, src, f"{path_text(src.path)} '{name}' ({kind})")
         self.graph.blocks[name] = BlockInfo(name, kind, src)
         return replace(scope, prefix=name, input=scope.input if input is None else input,
                        blocks=scope.blocks + (name,))
 
     def shape(self, name: str) -> tuple:
+        if name == FAILED:
+            raise Unknown(name)
         return self.graph.shape(name)
 
     # ---- references, names, values -------------------------------------------------------
@@ -229,7 +338,7 @@ class Builder:
         if refs is None:
             return [default_input]
         if not refs:
-            raise src.child("from").error(f"{what}: 'from' is empty")
+            raise src.child("from").error(f"{what}: 'from' is empty", code="AS203")
         return [self.resolve(ref, scope, src.child("from"), what) for ref in refs]
 
     def resolve(self, ref: str, scope: Scope, src: Src, what: str) -> str:
@@ -248,16 +357,36 @@ class Builder:
         known = [k.rpartition(".")[2] for k in self.ids] + list(self.ids)
         hint = did_you_mean(ref, known)
         later = "; layers may only take inputs from layers above them (no cycles)"
-        raise src.error(f"{what}: 'from: {ref}' names no earlier layer{later}", hint=hint)
+        raise src.error(f"{what}: 'from: {ref}' names no earlier layer{later}", hint=hint, code="AS301")
+
+    def _refuse_training_inputs(self, inputs, src: Src, what: str) -> None:
+        """A training-only head is dropped from inference and export; nothing that stays may
+        read it (it would be counted without the head's cost and fail to build)."""
+        for name in inputs:
+            node = self.graph.nodes.get(name)
+            if node is not None and node.training_only:
+                raise src.child("from").error(
+                    f"{what}: takes input from the training-only layer '{name}', but is not training-only "
+                    "itself; training-only heads are dropped at inference and export",
+                    hint="mark this layer 'training_only: true' too, or take the input from a layer "
+                         "of the inference network", code="AS304")
 
     def _claim(self, name: str, src: Src, what: str) -> None:
         if name in self.id_src or name in self.graph.nodes:
             first = self.id_src.get(name)
             where = f" (first used at {first.loc})" if first else ""
             raise src.error(f"{what}: the name '{name}' is already taken{where}; ids must be unique "
-                            "within their block")
+                            "within their block", code="AS302")
         if name == INPUT:
-            raise src.error(f"{what}: 'input' is reserved for the network's input; choose another id")
+            raise src.error(f"{what}: 'input' is reserved for the network's input; choose another id",
+                            code="AS206")
+        problem = name_problem(name.rpartition(".")[2])
+        if problem:  # every name was checked at load time; this catches generated ones too
+            raise src.error(f"{what}: {problem}", code="AS206")
+        self.name_chars += len(name)
+        if self.name_chars > MAX_NAME_CHARS:
+            raise BudgetExceeded(f"the expanded network's names take more than {MAX_NAME_CHARS:,} "
+                                 "characters", src.loc)
         self.id_src[name] = src
 
     def _resolve(self, value, src: Src, env: dict):
@@ -266,14 +395,16 @@ class Builder:
             try:
                 return evaluate(value, env)
             except ExprError as exc:
-                raise src.error(str(exc)) from None
+                if exc.variable in self.failed_vars:
+                    raise Unknown(exc.variable) from None  # that variable's error is reported
+                raise src.error(str(exc), code=exc.code) from None
         if isinstance(value, list):
             return [self._resolve(v, src.child(i), env) for i, v in enumerate(value)]
-        if isinstance(value, dict) and not _is_layer_entry(value):
+        if isinstance(value, dict) and not is_layer_entry(value):
             return {k: self._resolve(v, src.child(k), env) for k, v in value.items()}
         return value
 
-    def _lookup(self, kind: str, src: Src):
+    def _lookup(self, kind: str, src: Src, key: bool):
         if kind in self.spec.templates:
             return self.spec.templates[kind]
         if kind in BLOCKS:
@@ -281,67 +412,24 @@ class Builder:
         if kind in OPS:
             return OPS[kind]
         known = list(OPS) + list(BLOCKS) + list(self.spec.templates)
-        raise src.error(f"{_path_text(src.path)}: unknown op or block '{kind}'",
-                        hint=did_you_mean(kind, known) or "see 'archspec ops' for the list", key=True)
+        where = src.path[:-1] if key else src.path  # the entry, not its settings
+        raise src.error(f"{path_text(where)}: unknown op or block '{kind}'",
+                        hint=did_you_mean(kind, known) or "see 'archspec ops' for the list",
+                        key=key, code="AS204")
 
     # ---- checks ------------------------------------------------------------------------------
 
     def _check_expect(self, expect, out, src, what):
-        got = list(self.graph.shape(out))
+        got = list(self.shape(out))
         if got != list(expect):
-            raise src.child("expect").error(f"{what}: output shape is {got}, but 'expect' says {list(expect)}")
+            raise src.child("expect").error(f"{what}: output shape is {got}, but 'expect' says {list(expect)}",
+                                            code="AS402")
 
     def _check_unused(self):
         users = self.graph.consumers()
         allowed = {self.graph.output, *self.graph.extra_outputs}
         for node in self.graph.nodes.values():
             if not users[node.name] and node.name not in allowed:
-                raise node.src.error(f"{_path_text(node.src.path)} '{node.name}' ({node.op}): its output "
-                                     "is never used",
-                                     hint="take it with 'from', mark it 'output: true', or remove it")
-
-
-# ---- helpers --------------------------------------------------------------------------------
-
-
-def _normalize(raw, src: Src):
-    """A layer is written `- relu` or `- conv: {...}`; return (kind, settings, settings' Src)."""
-    if isinstance(raw, str):
-        return raw, {}, src
-    if isinstance(raw, dict) and len(raw) == 1:
-        (kind, body), = raw.items()
-        if body is None:
-            body = {}
-        if not isinstance(body, dict):
-            raise src.child(kind).error(f"{_path_text(src.path)} ({kind}): settings must be a mapping "
-                                        f"like '{kind}: {{...}}'. Received: {body!r}")
-        return kind, dict(body), src.child(kind)
-    if isinstance(raw, dict):
-        keys = ", ".join(map(str, raw)) or "nothing"
-        raise src.error(f"{_path_text(src.path)}: a layer has exactly one op or block name as its key "
-                        f"(e.g. '- conv: {{out: 64, kernel: 3}}'). Received keys: {keys}",
-                        hint="indent the settings under the op name")
-    raise src.error(f"{_path_text(src.path)}: a layer is '- op' or '- op: {{...}}'. Received: {raw!r}")
-
-
-def _is_layer_entry(value: dict) -> bool:
-    return len(value) == 1 and isinstance(next(iter(value.values())), dict)
-
-
-def _path_text(path: tuple) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "spec"
-
-
-def _evaluate_vars(vars_: dict) -> dict:
-    env: dict = {}
-    for name, (value, src) in vars_.items():
-        if is_expression(value):
-            try:
-                value = evaluate(value, env)
-            except ExprError as exc:
-                raise src.error(f"vars.{name}: {exc}") from None
-        env[name] = value
-    return env
+                self._record(node.src.error(
+                    f"{path_text(node.src.path)} '{node.name}' ({node.op}): its output is never used",
+                    hint="take it with 'from', mark it 'output: true', or remove it", code="AS303"))

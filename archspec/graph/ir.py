@@ -36,12 +36,20 @@ class BlockInfo:
 
 @dataclass
 class Diagnostic:
+    """A warning about a node: the spec is valid, but probably not what was meant."""
+
     loc: Location
     node: str
     message: str
+    code: str = "AS801"
 
     def __str__(self) -> str:
-        return f"{self.loc}: warning: '{self.node}': {self.message}"
+        return f"{self.loc}: warning: '{self.node}': {self.message} [{self.code}]"
+
+    def to_json(self) -> dict:
+        from archspec.errors import diagnostic_json
+
+        return {**diagnostic_json(self.loc, "warning", self.code, self.message), "node": self.node}
 
 
 @dataclass

@@ -27,7 +27,7 @@ class Add(Op):
 
     def infer(self, p, inputs):
         if any(s != inputs[0] for s in inputs):
-            raise ShapeError("add needs inputs of equal shape", shapes=_shapes(inputs))
+            raise ShapeError("add needs inputs of equal shape", code="AS403", shapes=_shapes(inputs))
         return inputs[0]
 
     def torch(self, p, inputs, out):
@@ -55,7 +55,7 @@ class Mul(Op):
         full = max(inputs, key=lambda s: (len(s), sum(s)))
         for s in inputs:
             if s != full and not (len(s) == len(full) and s[0] == full[0] and all(d == 1 for d in s[1:])):
-                raise ShapeError("mul needs equal shapes, or (C, 1, 1) beside (C, H, W)",
+                raise ShapeError("mul needs equal shapes, or (C, 1, 1) beside (C, H, W)", code="AS403",
                                  shapes=_shapes(inputs))
         return full
 
@@ -83,7 +83,7 @@ class Concat(Op):
     def infer(self, p, inputs):
         rest = inputs[0][1:]
         if any(len(s) != len(inputs[0]) or s[1:] != rest for s in inputs):
-            raise ShapeError("concat needs equal sizes on every axis but channels",
+            raise ShapeError("concat needs equal sizes on every axis but channels", code="AS403",
                              shapes=_shapes(inputs))
         return (sum(s[0] for s in inputs), *rest)
 

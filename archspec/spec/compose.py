@@ -14,10 +14,12 @@ file outside its project unless the caller allows it (`--allow-outside`)::
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from archspec.errors import SpecError
+from archspec.names import MAX_NAME, name_problem
 from archspec.spec.load import Doc, Src, load_file, load_text
 from archspec.spec.schema import SpecFile, TemplateDef
 from archspec.spec.validate import validate
@@ -75,9 +77,9 @@ def _compose(doc: Doc, root: "Root", allow_outside: bool, input_override, depth:
     if header.extends is not None:
         base = _load_base(header.extends, doc, root, allow_outside, depth, seen)
     elif header.layers is None:
-        raise src.error("spec: missing required key 'layers' (or 'extends' to inherit them)")
+        raise src.error("spec: missing required key 'layers' (or 'extends' to inherit them)", code="AS202")
     if base is None and header.input is None and input_override is None:
-        raise src.error("spec: missing required key 'input' ([C, H, W]; batch is implicit)")
+        raise src.error("spec: missing required key 'input' ([C, H, W]; batch is implicit)", code="AS202")
 
     vars_ = dict(base.vars) if base else {}
     vars_.update({k: (v, src.child("vars", k)) for k, v in header.vars.items()})
@@ -90,7 +92,7 @@ def _compose(doc: Doc, root: "Root", allow_outside: bool, input_override, depth:
     if header.override:
         if base is None:
             raise src.child("override").error("spec: 'override' needs 'extends' (there is nothing to override)",
-                                              key=True)
+                                              key=True, code="AS307")
         layers = _apply_overrides(layers, layers_src, header.override, src.child("override"))
     if input_override is not None:
         shape = tuple(input_override)
@@ -98,7 +100,7 @@ def _compose(doc: Doc, root: "Root", allow_outside: bool, input_override, depth:
         shape = tuple(header.input)
     else:
         shape = base.input
-    name = header.name or (base.name if base else Path(doc.file).stem)
+    name = header.name or (base.name if base else default_name(doc.file))
     files = (base.files if base else []) + [doc.file]
     return Spec(name, shape, vars_, templates, layers, layers_src, src, header.description, files)
 
@@ -106,17 +108,24 @@ def _compose(doc: Doc, root: "Root", allow_outside: bool, input_override, depth:
 def _load_base(rel: str, doc: Doc, root: "Root", allow_outside: bool, depth: int, seen: tuple) -> Spec:
     where = doc.src(("extends",))
     if depth >= MAX_EXTENDS_DEPTH:
-        raise where.error(f"'extends' chain is deeper than {MAX_EXTENDS_DEPTH} files")
-    here = Path(doc.file).resolve().parent if os.path.exists(doc.file) else root.base
-    target = (here / rel).resolve()
+        raise where.error(f"'extends' chain is deeper than {MAX_EXTENDS_DEPTH} files", code="AS308")
+    try:
+        here = Path(doc.file).resolve().parent if os.path.exists(doc.file) else root.base
+        target = (here / rel).resolve()
+        target.is_file()  # raises for names the OS refuses (NUL bytes, over-long components)
+    except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise where.error(f"'extends: {_short(rel)}' cannot be followed: {reason}", code="AS308") from None
     if not allow_outside and not _may_extend(target, root):
         raise where.error(f"'extends: {rel}' leaves the spec's directory tree ({root.path}"
                           f"{', its project' if root.project else ''})",
-                          hint="move the base spec inside that tree (a .yaml file), or pass --allow-outside")
+                          hint="move the base spec inside that tree (a .yaml file), or pass --allow-outside",
+                          code="AS308")
     if target in seen:
-        raise where.error(f"'extends' forms a cycle: {' -> '.join(p.name for p in seen + (target,))}")
+        raise where.error(f"'extends' forms a cycle: {' -> '.join(p.name for p in seen + (target,))}",
+                          code="AS308")
     if not target.is_file():
-        raise where.error(f"'extends: {rel}': no such file ({target})")
+        raise where.error(f"'extends: {rel}': no such file ({target})", code="AS308")
     base_doc = load_file(target, display=_display(target))
     return _compose(base_doc, root, allow_outside, None, depth + 1, seen + (target,))
 
@@ -157,6 +166,17 @@ def _may_extend(target: Path, root: Root) -> bool:
     return root.project and target.is_relative_to(root.path) and target.suffix.lower() in (".yaml", ".yml")
 
 
+def default_name(file: str) -> str:
+    """A spec without `name` is named after its file, made a valid name."""
+    stem = re.sub(r"[^A-Za-z0-9_]+", "_", Path(file).stem).strip("_")[:MAX_NAME] or "spec"
+    return stem if name_problem(stem) is None else f"spec_{stem}"[:MAX_NAME]
+
+
+def _short(text: str) -> str:
+    text = repr(text)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _display(path: Path) -> str:
     try:
         return os.path.relpath(path)
@@ -170,7 +190,7 @@ def _apply_overrides(layers: list, layers_src: Src, overrides: dict, src: Src) -
         where = src.child(target)
         container, index = _find_layer(layers, target.split("."))
         if container is None:
-            raise where.error(f"override: no layer with id '{target}' in the base spec", key=True)
+            raise where.error(f"override: no layer with id '{target}' in the base spec", key=True, code="AS307")
         old = container[index]
         if isinstance(old, Placed):
             old = old.raw

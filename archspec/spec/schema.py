@@ -5,12 +5,18 @@ discriminator), so an error names one op's rules, not a pile of union members.
 """
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from archspec.names import MAX_NAME, NAME_PATTERN, InvalidName, check_name
 
 FORMAT_VERSION = 1
-ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$|^[0-9]+$"
+ID_PATTERN = NAME_PATTERN  # kept for the JSON Schema: the full rule is archspec.names.check_name
+# The pattern is for editors (JSON Schema); check_name applies the whole rule (keywords,
+# reserved attribute names, length) with a message that says which part was broken.
+Name = Annotated[str, Field(json_schema_extra={"pattern": NAME_PATTERN, "maxLength": MAX_NAME}),
+                 AfterValidator(check_name)]
 
 
 class Strict(BaseModel):
@@ -27,7 +33,7 @@ class TemplateDef(Strict):
 
 class SpecFile(Strict):
     archspec: Literal[1] = Field(description="format version")
-    name: Optional[str] = None
+    name: Optional[Name] = None
     description: str = ""
     input: Optional[list[int]] = None
     vars: dict[str, Union[int, float, bool, str]] = Field(default_factory=dict)
@@ -51,7 +57,14 @@ class SpecFile(Strict):
     def _var_names(cls, value):
         for key in value:
             if not key.isidentifier():
-                raise ValueError(f"variable names must be identifiers. Received: '{key}'")
+                raise InvalidName(f"variable names must be identifiers. Received: {key!r}")
+        return value
+
+    @field_validator("templates")
+    @classmethod
+    def _template_names(cls, value):
+        for key in value:
+            check_name(key)
         return value
 
 
@@ -61,7 +74,7 @@ ENVELOPE_KEYS = ("id", "from", "trainable", "expect", "training_only", "output",
 class Envelope(Strict):
     """Keys any layer may carry, whatever its op."""
 
-    id: Optional[str] = Field(None, pattern=ID_PATTERN)
+    id: Optional[Name] = None
     from_: Optional[Union[str, list[str]]] = Field(None, alias="from")
     trainable: Optional[bool] = None
     expect: Optional[list[int]] = None

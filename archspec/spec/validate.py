@@ -5,31 +5,48 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from archspec.errors import SpecError, did_you_mean
+from archspec.errors import SpecError, did_you_mean, raise_all
+from archspec.names import InvalidName
 from archspec.spec.load import Src
 
 M = TypeVar("M", bound=BaseModel)
 
 
 def validate(model: type[M], data, src: Src, what: str) -> M:
-    """Validate `data` (found at `src`) against `model`, or raise a located SpecError.
+    """Validate `data` (found at `src`) against `model`, or raise located errors: one
+    SpecError, or SpecErrors when several settings are wrong.
 
     `what` names the thing for the message, e.g. "layers[3] 'c3' (conv)".
     """
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise src.error(f"{what}: expected a mapping of settings. Received: {_show(data)}")
+        raise src.error(f"{what}: expected a mapping of settings. Received: {_show(data)}", code="AS205")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise _translate(exc, model, data, src, what) from None
+        errors = _translate(exc, model, data, src, what)
+    raise_all(errors)  # outside the except: no chained pydantic traceback
+    raise AssertionError("unreachable: pydantic raised without errors")
 
 
-def _translate(exc: ValidationError, model, data: dict, src: Src, what: str) -> SpecError:
+def _translate(exc: ValidationError, model, data: dict, src: Src, what: str) -> list[SpecError]:
     errors = exc.errors(include_url=False)
-    # A misspelt key shows up as 'unknown key' plus 'missing key': the unknown one is the cause.
-    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    # A misspelt key shows up as 'unknown key' plus 'missing key': the unknown one is the cause,
+    # so 'missing' errors are reported only when no key is unknown.
+    if any(e["type"] == "extra_forbidden" for e in errors):
+        errors = [e for e in errors if e["type"] != "missing"]
+    out, seen = [], set()
+    for err in errors:
+        error = _one(err, model, data, src, what)
+        key = (error.loc, error.message)
+        if key not in seen:  # union members can repeat one problem at one place
+            seen.add(key)
+            out.append(error)
+    return out
+
+
+def _one(err: dict, model, data: dict, src: Src, what: str) -> SpecError:
     loc = tuple(err["loc"])
     kind = err["type"]
     # pydantic appends union-member tags such as 'int' or 'tuple[int,int]' to the loc; keep
@@ -42,16 +59,19 @@ def _translate(exc: ValidationError, model, data: dict, src: Src, what: str) -> 
         hint = did_you_mean(key, choices)
         known = ", ".join(sorted(choices))
         return src.child(*path).error(f"{what}: unknown key '{key}'" + (f" (known: {known})" if known else ""),
-                                      hint=hint, key=True)
+                                      hint=hint, key=True, code="AS201")
     if kind == "missing":
-        return src.error(f"{what}: missing required key '{loc[0]}'")
+        return src.error(f"{what}: missing required key '{loc[0]}'", code="AS202")
     if kind == "value_error":
-        message = str(err.get("ctx", {}).get("error", err["msg"]))
+        cause = err.get("ctx", {}).get("error")
+        message = str(cause if cause is not None else err["msg"])
+        code = "AS206" if isinstance(cause, InvalidName) else "AS203"
         if path:
-            return src.child(*path).error(f"{what}: {field}: {message}")
-        return src.error(f"{what}: {message}")
+            return src.child(*path).error(f"{what}: {field}: {message}", code=code)
+        return src.error(f"{what}: {message}", code=code)
     received = _show(err.get("input"))
-    return src.child(*path).error(f"{what}: {field}: {_clean(err['msg'])}. Received: {field}={received}")
+    return src.child(*path).error(f"{what}: {field}: {_clean(err['msg'])}. Received: {field}={received}",
+                                  code="AS203")
 
 
 def _existing_path(data, loc: tuple) -> tuple:
