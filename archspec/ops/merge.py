@@ -41,8 +41,8 @@ class Mul(Op):
     """Element-wise product; a (C, 1, 1) input is broadcast over H and W (SE's channel scale),
     and likewise (C, 1) over L and (C, 1, 1, 1) over D, H and W.
 
-    Input shapes: equal, or (C, H, W) with (C, 1, 1) (and the same on other ranks). Output
-    shape: the larger one.
+    Input shapes: equal, or (C, H, W) with (C, 1, 1), the same on other ranks.
+    Output shape: the larger one.
 
     ```yaml
     - mul: {from: [input, excite]}
