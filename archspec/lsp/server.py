@@ -44,7 +44,8 @@ class ArchspecServer(LanguageServer):
             diagnostics=diagnostics.diagnostics(model, self.encoding)))
         capabilities = self.client_capabilities.workspace
         if capabilities and capabilities.inlay_hint and capabilities.inlay_hint.refresh_support:
-            self.workspace_inlay_hint_refresh(None)
+            asked = self.workspace_inlay_hint_refresh(None)
+            asked.add_done_callback(lambda done: done.exception())  # a client that refuses: fine
 
     def changed(self, uri: str, immediate: bool) -> None:
         text_document = self.workspace.get_text_document(uri)
