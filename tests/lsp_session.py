@@ -57,11 +57,12 @@ def uri_of(path) -> str:
     return from_fs_path(str(path))
 
 
-async def diagnostics(client, uri: str, version: int, timeout: float = 30.0) -> list:
-    """The diagnostics the server publishes for `version` of the document."""
+async def diagnostics(client, uri: str, version: int, timeout: float = 30.0, since: int = 0) -> list:
+    """The diagnostics the server publishes for `version` of the document (among those that
+    arrived after the first `since`: a document opened again starts at version 1 again)."""
     deadline = time.perf_counter() + timeout
     while True:
-        for _, params in reversed(client.published):
+        for _, params in reversed(client.published[since:]):
             if params.uri == uri and params.version == version:
                 return list(params.diagnostics)
         left = deadline - time.perf_counter()
@@ -75,17 +76,19 @@ async def diagnostics(client, uri: str, version: int, timeout: float = 30.0) -> 
 
 
 async def open_text(client, uri: str, text: str, version: int = 1) -> list:
+    since = len(client.published)
     client.text_document_did_open(types.DidOpenTextDocumentParams(
         types.TextDocumentItem(uri=uri, language_id="yaml", version=version, text=text)))
-    return await diagnostics(client, uri, version)
+    return await diagnostics(client, uri, version, since=since)
 
 
 async def change(client, uri: str, text: str, version: int, wait: bool = True) -> list | None:
     """Replace the whole text (as a full-document change)."""
+    since = len(client.published)
     client.text_document_did_change(types.DidChangeTextDocumentParams(
         types.VersionedTextDocumentIdentifier(uri=uri, version=version),
         [types.TextDocumentContentChangeWholeDocument(text=text)]))
-    return await diagnostics(client, uri, version) if wait else None
+    return await diagnostics(client, uri, version, since=since) if wait else None
 
 
 def close(client, uri: str) -> None:

@@ -42,13 +42,14 @@ def analyze_text(uri: str, version, text: str, file: str, base_dir: str) -> File
         model.entries = layer_entries(doc, templates)
         built = result.graph or result.partial
         if built is not None and spec is not None:
-            attach(model.entries, built, spec.src.doc)
+            report = attach(model.entries, built, spec.src.doc)
+            if result.graph is not None:
+                model.summary = {"name": report.name, "ops": len(built.nodes), **report.totals,
+                                 "output": report.output}
     if spec is not None:
         model.variables = _variables(spec)
         model.templates = _templates(spec, model)
         model.files = [os.path.abspath(f) for f in spec.files]
-    if result.graph is not None:
-        model.summary = result.to_json()["summary"]
     model.elapsed = time.perf_counter() - started
     return model
 

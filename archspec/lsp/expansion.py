@@ -10,16 +10,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from archspec.graph.analyze import analyze
+from archspec.graph.analyze import Report, analyze
 from archspec.graph.ir import INPUT, Graph
 from archspec.lsp.model import Entry, Stats
 
 MAX_INSTANCES = 16  # per entry: a template body used 30,000 times keeps a sample and a count
 
 
-def attach(entries: list[Entry], graph: Graph, doc) -> None:
-    """Fill each entry's `instances` from `graph`, whose nodes came from document `doc`."""
-    stats = _node_stats(graph)
+def attach(entries: list[Entry], graph: Graph, doc) -> Report:
+    """Fill each entry's `instances` from `graph`, whose nodes came from document `doc`.
+    Returns the graph's static analysis."""
+    report, stats = _node_stats(graph)
     blocks = _block_stats(graph, stats)
     by_source: dict = {}
     for name, info in graph.blocks.items():
@@ -34,6 +35,7 @@ def attach(entries: list[Entry], graph: Graph, doc) -> None:
         if not found and entry.category == "template":
             found = _by_name(entry, by_path, by_source, graph, blocks, stats)
         _keep(entry, _outermost(found))
+    return report
 
 
 def _keep(entry: Entry, found: list) -> None:
@@ -42,8 +44,14 @@ def _keep(entry: Entry, found: list) -> None:
 
 
 def _outermost(found: list) -> list:
+    """Those not inside another one found (a repeat's copies are inside the repeat)."""
     names = {s.name for s in found}
-    return [s for s in found if not any(s.name.startswith(other + ".") for other in names)]
+
+    def inside(name: str) -> bool:
+        parts = name.split(".")
+        return any(".".join(parts[:end]) in names for end in range(1, len(parts)))
+
+    return [s for s in found if not inside(s.name)]
 
 
 def _by_name(entry: Entry, by_path: dict, by_source: dict, graph: Graph, blocks: dict, stats: dict) -> list:
@@ -65,7 +73,7 @@ def _by_name(entry: Entry, by_path: dict, by_source: dict, graph: Graph, blocks:
     return out
 
 
-def _node_stats(graph: Graph) -> dict:
+def _node_stats(graph: Graph) -> tuple[Report, dict]:
     """Per-node figures from the static analysis (the same numbers `report` prints)."""
     ready = graph if graph.output in graph.nodes or graph.output == INPUT else replace(graph, output=INPUT)
     ready = replace(ready, extra_outputs=[o for o in ready.extra_outputs if o in graph.nodes])
@@ -78,7 +86,7 @@ def _node_stats(graph: Graph) -> dict:
             params=layer.params, trainable_params=layer.trainable_params, macs=layer.macs,
             activation_bytes=layer.activation_bytes, param_bytes=layer.param_bytes,
             receptive_field=tuple(layer.receptive_field), jump=tuple(layer.jump))
-    return out
+    return report, out
 
 
 def _block_stats(graph: Graph, stats: dict) -> dict:

@@ -242,10 +242,12 @@ class Analyzer:
                              f"cannot run: {exc}", "a bug or a broken installation", "AS900")
         finally:
             self.job = None
-        if self.documents.get(document.uri) is document and document.version == version:
+        if self.documents.get(document.uri) is not document:
+            return  # closed meanwhile
+        if model.loaded:  # even a stale model serves hints and names on unchanged lines
+            document.good = model
+        if document.version == version:
             document.model = model
-            if model.loaded:
-                document.good = model
             document.analysed.set()
             self.publish(document, model)
 
