@@ -47,9 +47,10 @@ async def start(options: dict | None = None, capabilities: str = "neovim@v0.10.0
     client = make_client()
     environment = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     await client.start_io(*SERVER, env=environment, cwd=str(root))
-    await client.initialize_session(types.InitializeParams(
+    result = await client.initialize_session(types.InitializeParams(
         capabilities=client_capabilities(capabilities), root_uri=from_fs_path(str(root)),
         initialization_options={"debounceMs": 0, **(options or {})}))
+    client.server_capabilities = result.capabilities
     return client
 
 

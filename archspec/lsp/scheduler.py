@@ -35,6 +35,7 @@ class Worker:
     def __init__(self):
         self.proc: asyncio.subprocess.Process | None = None
         self.lock = asyncio.Lock()  # one request on the pipe at a time
+        self.ready = False  # started and idle or working (not starting, not killed)
 
     async def start(self) -> None:
         env = dict(os.environ)
@@ -43,11 +44,14 @@ class Worker:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "archspec.lsp.worker", stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, env=env, limit=2 ** 26)
-        await self._read()  # the worker says it is ready once its imports are done
+        async with self.lock:
+            await self._read()  # the worker says it is ready once its imports are done
+        self.ready = True
 
     @property
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.returncode is None
+        """Running and not killed (a killed process is not reaped at once)."""
+        return self.ready and self.proc.returncode is None
 
     async def request(self, obj):
         data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
@@ -75,11 +79,12 @@ class Worker:
             return None
 
     def kill(self) -> None:
-        if self.alive:
+        if self.proc is not None and self.proc.returncode is None:
             self.proc.kill()
+        self.ready = False
 
     async def stop(self) -> None:
-        if self.alive:
+        if self.proc is not None and self.proc.returncode is None:
             self.proc.stdin.close()  # the worker exits at end of input
             try:
                 await asyncio.wait_for(self.proc.wait(), 2)

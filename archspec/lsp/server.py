@@ -9,6 +9,7 @@ before a change is analysed), `timeLimit` (seconds, default 10: the time guard o
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import statistics
 import sys
@@ -161,6 +162,9 @@ def _register_requests(server: ArchspecServer) -> None:
     async def status(ls: ArchspecServer, *args):
         """The server's and the worker's process ids, whether either imported a heavy library
         (torch, onnx: neither should), and how long recent analyses took."""
+        starting = ls.analyzer.starting if ls.analyzer else None
+        if starting is not None and not starting.done():
+            await asyncio.wait([starting], timeout=WAIT)
         worker = ls.analyzer.worker if ls.analyzer else None
         worker_modules = []
         if worker is not None and worker.alive and ls.analyzer.job is None:

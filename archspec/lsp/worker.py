@@ -44,8 +44,9 @@ def answer(request: dict):
     try:
         return analyze_text(request["uri"], request["version"], request["text"], request["file"],
                             request["base_dir"])
-    except (Exception, RecursionError) as exc:  # a bug: report it on the document, keep serving
-        lines = split_lines(request["text"])
+    except Exception as exc:  # a bug: report it on the document, keep serving
+        text = request.get("text")
+        lines = split_lines(text) if isinstance(text, str) else []
         model = FileModel(request["uri"], request["version"], request["file"], lines)
         where = traceback.extract_tb(exc.__traceback__)[-1]
         model.problems = [Problem(
