@@ -314,3 +314,13 @@ async def test_several_open_files_keep_their_own_diagnostics(client, tmp_path):
     assert list(client.diagnostics[good_uri]) == []
     lsp.close(client, good_uri)
     lsp.close(client, bad_uri)
+
+
+async def test_other_yaml_files_are_left_alone(client, tmp_path):
+    text = "name: ci\non: [push]\njobs:\n  test:\n    runs-on: ubuntu-latest\n    steps:\n      - \n"
+    uri, _, found = await opened(client, tmp_path / "workflow.yaml", text)
+    assert found == []
+    assert await complete(client, uri, text, position(text, "      - ", offset=8)) == {}
+    hints = await client.text_document_inlay_hint_async(types.InlayHintParams(doc(uri), EVERYTHING))
+    assert list(hints) == []
+    lsp.close(client, uri)

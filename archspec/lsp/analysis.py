@@ -17,12 +17,21 @@ from archspec.lsp.model import FileModel, Place, Problem, Span, TemplateInfo, Va
 from archspec.spec.load import load_text
 
 _SUGGESTION = re.compile(r"did you mean '([^']+)'\?")
+_SPEC_KEY = re.compile(r"^archspec\s*:", re.M)
 _EXTENDS = re.compile(r"^extends\s*:\s*(\S.*?)\s*(#.*)?$")
+
+
+def is_spec(text: str) -> bool:
+    """Whether a YAML document is an archspec spec (every spec has a top-level `archspec:` key).
+    Other YAML files an editor sends (CI workflows, configs) get no diagnostics."""
+    return _SPEC_KEY.search(text) is not None
 
 
 def analyze_text(uri: str, version, text: str, file: str, base_dir: str) -> FileModel:
     started = time.perf_counter()
     model = FileModel(uri, version, file, split_lines(text))
+    if not is_spec(text):
+        return model
     result = check_text(text, file, base_dir=base_dir)
     try:
         doc = load_text(text, file)

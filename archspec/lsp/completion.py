@@ -10,6 +10,7 @@ from lsprotocol import types
 
 from archspec.blocks import BLOCKS
 from archspec.lsp import registry_docs
+from archspec.lsp.analysis import is_spec
 from archspec.lsp.figures import one_line
 from archspec.lsp.model import FileModel
 from archspec.lsp.text import from_client, to_client, units
@@ -27,6 +28,8 @@ _BLOCK_KEY = re.compile(r"^(\s*)([\w-]*)$")
 
 
 def completion(model: FileModel | None, lines: list, position: types.Position, encoding: str):
+    if any(line.strip() for line in lines) and not is_spec("\n".join(lines)):
+        return None  # some other YAML file
     text = lines[position.line] if position.line < len(lines) else ""
     col = from_client(text, position.character, encoding)
     before = text[:col]
