@@ -65,7 +65,7 @@ def name_problem(name, *, attributes=MODULE_ATTRIBUTES) -> str | None:
         return "a name cannot be empty"
     if len(name) > MAX_NAME:
         return f"a name has at most {MAX_NAME} characters. Received: {len(name)}"
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):  # fullmatch: "$" alone would accept a trailing newline
         return ("a name is letters, digits and '_' (with '-' between words, as in 'block1-0'), "
                 f"starting with a letter or '_', or a plain index. Received: {_show(name)}")
     if keyword.iskeyword(name) or name in CODE_WORDS:

@@ -151,3 +151,32 @@ def test_bench_side_by_side(exported):
     assert "bench batch 1" in result.stderr and "bench batch 2" in result.stderr  # progress
     usage = run_cli("bench", spec, "--batch", "1,x")
     assert usage.returncode == 2 and "--batch" in usage.stderr
+
+
+def test_run_spec_writes_what_pytorch_computes(exported, tmp_path, one_torch_thread):
+    """A spec exported on the fly and run by ONNX Runtime, written to .npz, against the same
+    spec built by PyTorch with the same seed, on the same input."""
+    import torch
+
+    import archspec
+
+    spec, _ = exported
+    x = np.random.default_rng(7).standard_normal((4, 3, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    result = run_cli("run", spec, "--input-file", tmp_path / "x.npy", "-o", tmp_path / "out.npz", "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    with torch.inference_mode():
+        expected = archspec.build(spec, seed=3).eval()(torch.from_numpy(x)).numpy()
+    with np.load(tmp_path / "out.npz") as archive:
+        assert archive.files == ["logits"]
+        np.testing.assert_allclose(archive["logits"], expected, rtol=1e-4, atol=1e-5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.npz", "x.npy"]
+
+
+def test_bench_spec_onnx_only(exported):
+    spec, _ = exported
+    result = run_cli("bench", spec, "--onnx-only", "--batch", "2", "--runs", "2", "--warmup", "0")
+    assert result.returncode == 0, result.stderr
+    assert "tiny (3x8x8), ONNX Runtime only: provider CPUExecutionProvider" in result.stdout
+    rows = [ln.split()[:2] for ln in result.stdout.splitlines() if ln.split()[:1] == ["2"]]
+    assert rows == [["2", "onnxruntime"]] and "speed-up" not in result.stdout

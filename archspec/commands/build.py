@@ -32,7 +32,9 @@ def build(spec: Path = typer.Argument(..., help="Spec file."),
     """Compile a spec to a PyTorch module: check it, build it, optionally load weights, and
     write it as a torch.export program (.pt2) or a state_dict (.pth)."""
     from archspec.cli import EXIT_USAGE, fail, graph_or_exit
+    from archspec.extras import require
 
+    require("torch", "build")
     if output is not None and output.suffix not in SUFFIXES:
         fail(f"-o must end in .pt2 (exported program) or .pth (state_dict). Received: '{output}'",
              EXIT_USAGE)

@@ -1,29 +1,29 @@
-"""`archspec diff A.yaml B.yaml`: what changed between two architectures."""
+"""`archspec diff A.yaml B.yaml`: what changed between two architectures, and what it costs."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Optional
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    @app.command()
-    def diff(a: Path = typer.Argument(..., help="The first spec."),
-             b: Path = typer.Argument(..., help="The second spec."),
-             input: str = typer.Option(None, "--input", help="Analyse both at this input size, CxHxW.")):
-        """Compare two specs layer by layer: added, removed and changed layers, and totals."""
-        from archspec.cli import fail, load_graph, parse_shape
-        from archspec.errors import SpecError
-        from archspec.graph.analyze import analyze
-        from archspec.report.diff import render_diff
+    app.command("diff")(diff)
 
-        shape = parse_shape(input)
-        reports = []
-        for path in (a, b):
-            if not path.exists():
-                fail(f"no such file: {path}", 2)
-            try:
-                reports.append(analyze(load_graph(path, shape)[1]))
-            except SpecError as exc:
-                fail(exc)
-        typer.echo(render_diff(*reports))
+
+def diff(a: Path = typer.Argument(..., help="The first spec."),
+         b: Path = typer.Argument(..., help="The second spec."),
+         input: Optional[str] = typer.Option(None, "--input", help="Analyse both at this input size, CxHxW."),
+         format: str = typer.Option("text", "--format", "-f", help="text or json."),
+         allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's project.")):
+    """Compare two specs layer by layer: added, removed and changed layers with the settings
+    that changed, and the change in parameters, MACs and memory, per layer and in total."""
+    from archspec.cli import EXIT_USAGE, fail, graph_or_exit
+    from archspec.report.diff import diff_graphs, render_diff
+
+    if format not in ("text", "json"):
+        fail(f"--format must be text or json. Received: '{format}'", EXIT_USAGE)
+    graphs = [graph_or_exit(path, input, allow_outside) for path in (a, b)]
+    result = diff_graphs(*graphs)
+    typer.echo(json.dumps(result.to_json(), indent=2) if format == "json" else render_diff(result))

@@ -47,7 +47,9 @@ def export(spec: Path = typer.Argument(..., help="Spec file."),
     Exit 1 if the spec is invalid, an op cannot be exported faithfully or a check fails."""
     from archspec.cli import EXIT_USAGE, fail, graph_or_exit
     from archspec.errors import SpecError
+    from archspec.extras import require
 
+    require("onnx", "export")
     if quantize is not None and quantize != "int8":
         fail(f"--quantize must be int8. Received: '{quantize}'", EXIT_USAGE)
     if fp16 and quantize:

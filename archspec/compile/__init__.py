@@ -1,1 +1,2 @@
-"""Compilation to PyTorch and ONNX. Everything here imports torch; the static path never does."""
+"""Compilation to PyTorch and ONNX (these modules import torch), and ONNX Runtime sessions
+(`runtime.py`, which imports neither torch nor the rest of this package)."""

@@ -3,18 +3,33 @@ report the provider that actually runs (ORT silently falls back to CPU when CUDA
 
     session = create_session("model.onnx", device="auto")
     active_provider(session)  # 'CPUExecutionProvider' or 'CUDAExecutionProvider'
+
+Imports neither torch nor the rest of the compiler: deployment machines often have ONNX
+Runtime only (`pip install 'archspec[runtime]'`), and `archspec run model.onnx` must start fast.
 """
 from __future__ import annotations
 
+import ctypes
+import functools
+import math
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 DEVICES = ("auto", "cpu", "cuda")
 CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
 QUIET = 3  # ORT log severity: 0 verbose, 1 info, 2 warning, 3 error, 4 fatal
 
+# The CUDA driver library, per platform; macOS has had no CUDA driver for years.
+CUDA_DRIVER = {"linux": ("libcuda.so.1", "libcuda.so"), "win32": ("nvcuda.dll",)}
+
 
 class DeviceError(RuntimeError):
     """The requested device cannot be used here (an environment problem: the CLI exits 2)."""
+
+
+class ModelInputError(ValueError):
+    """The model's inputs are not something `archspec run`/`bench` can feed (exit 2)."""
 
 
 def _ort():
@@ -24,11 +39,29 @@ def _ort():
     return ort
 
 
-def cuda_usable() -> bool:
-    """True when torch sees a CUDA device and this onnxruntime build has the CUDA provider."""
-    import torch
+@functools.lru_cache(maxsize=None)
+def cuda_device_count() -> int:
+    """CUDA devices the driver reports (honouring CUDA_VISIBLE_DEVICES), asked through the
+    driver API with ctypes: `cuInit`, `cuDeviceGetCount`. Needs no torch and no CUDA toolkit,
+    only the driver that any GPU machine has; 0 where there is no driver or no device."""
+    for name in CUDA_DRIVER.get(sys.platform, ()):
+        try:
+            driver = ctypes.CDLL(name)
+        except OSError:
+            continue
+        count = ctypes.c_int(0)
+        try:
+            if driver.cuInit(0) != 0 or driver.cuDeviceGetCount(ctypes.byref(count)) != 0:
+                return 0  # a driver without a usable device (CUDA_ERROR_NO_DEVICE and the like)
+        except AttributeError:  # not a CUDA driver after all
+            return 0
+        return count.value
+    return 0
 
-    return torch.cuda.is_available() and CUDA in _ort().get_available_providers()
+
+def cuda_usable() -> bool:
+    """True when a CUDA device exists and this onnxruntime build has the CUDA provider."""
+    return cuda_device_count() > 0 and CUDA in _ort().get_available_providers()
 
 
 def providers_for(device: str = "auto") -> list[str]:
@@ -37,13 +70,10 @@ def providers_for(device: str = "auto") -> list[str]:
         raise DeviceError(f"--device must be one of {', '.join(DEVICES)}. Received: '{device}'")
     if device == "cpu":
         return [CPU]
-    import torch
-
     ort = _ort()
-    if not torch.cuda.is_available():
+    if cuda_device_count() == 0:
         if device == "cuda":
-            raise DeviceError("--device cuda: no CUDA device is available to PyTorch on this machine "
-                              "(use --device cpu or auto)")
+            raise DeviceError("--device cuda: no CUDA device on this machine (use --device cpu or auto)")
         return [CPU]
     if CUDA not in ort.get_available_providers():
         if device == "cuda":
@@ -51,7 +81,7 @@ def providers_for(device: str = "auto") -> list[str]:
                               "(install onnxruntime-gpu)")
         return [CPU]
     preload = getattr(ort, "preload_dlls", None)
-    if preload is not None:  # load the CUDA/cuDNN libraries that torch ships, before ORT needs them
+    if preload is not None:  # load CUDA/cuDNN from the nvidia-* wheels before ORT needs them
         try:
             preload()
         except Exception:  # noqa: BLE001 - a failed preload only means ORT falls back to CPU
@@ -86,11 +116,69 @@ def torch_device_for(provider: str) -> str:
     return "cuda" if provider == CUDA else "cpu"
 
 
-def input_meta(session):
-    """(name, shape without batch, numpy dtype) of the session's first input."""
-    import numpy as np
+# ---- the model's input -----------------------------------------------------------------------
 
-    meta = session.get_inputs()[0]
-    dtype = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
-             "tensor(double)": np.float64}.get(meta.type, np.float32)
-    return meta.name, tuple(meta.shape[1:]), dtype
+# ORT's type names of the inputs random or .npy data can feed (images: floating point)
+FLOAT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64"}
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """The one input of a model: its name, the shape after the batch axis, the numpy dtype
+    name, and the batch size the model fixes (None when the batch axis is free)."""
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    fixed_batch: int | None = None
+
+    def nbytes(self, batch: int) -> int:
+        import numpy as np
+
+        return batch * math.prod(self.shape) * np.dtype(self.dtype).itemsize
+
+
+def model_input(session, source: str = "the model") -> ModelInput:
+    """The single floating-point input of `session`, with fixed sizes after the batch axis;
+    ModelInputError (one line, naming `source`) otherwise."""
+    inputs = session.get_inputs()
+    if not inputs:
+        raise ModelInputError(f"{source} has no inputs; archspec feeds models that take one image tensor")
+    if len(inputs) > 1:
+        names = ", ".join(f"'{m.name}'" for m in inputs)
+        raise ModelInputError(f"{source} has {len(inputs)} inputs ({names}); archspec feeds models "
+                              "that take one image tensor")
+    meta = inputs[0]
+    if meta.type not in FLOAT_TYPES:
+        raise ModelInputError(f"{source}: input '{meta.name}' is {meta.type}; archspec feeds "
+                              f"floating-point tensors ({', '.join(FLOAT_TYPES)})")
+    shape = list(meta.shape or [])
+    if len(shape) < 2:
+        raise ModelInputError(f"{source}: input '{meta.name}' has shape {shape}; archspec feeds "
+                              "[batch, C, ...] tensors")
+    if any(not isinstance(d, int) or d < 1 for d in shape[1:]):
+        raise ModelInputError(f"{source}: input '{meta.name}' has shape {shape}: only the batch axis "
+                              "may be free (archspec models have a fixed C, H, W)")
+    fixed = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
+    return ModelInput(meta.name, tuple(shape[1:]), FLOAT_TYPES[meta.type], fixed)
+
+
+# A CNN's first activations are several times its input (ResNet's stem 5x, VGG's first block
+# 21x), so an input over an eighth of the machine's memory cannot run; 4 GiB where it is unknown.
+INPUT_SHARE, INPUT_CAP_UNKNOWN = 8, 4 << 30
+
+
+def check_feedable(spec: ModelInput, batch: int, memory: int | None, source: str = "the model") -> None:
+    """Refuse, before allocating, a batch the model does not accept or an input too large for
+    this machine (`memory`: its bytes, None when unknown)."""
+    if spec.fixed_batch is not None and batch != spec.fixed_batch:
+        raise ModelInputError(f"{source}: input '{spec.name}' fixes the batch size at "
+                              f"{spec.fixed_batch}; use --batch {spec.fixed_batch}")
+    need = spec.nbytes(batch)
+    limit = memory // INPUT_SHARE if memory else INPUT_CAP_UNKNOWN
+    if need > limit:
+        dims = "x".join(map(str, (batch, *spec.shape)))
+        where = (f"an eighth of this machine's {memory / 2**30:,.1f} GiB" if memory
+                 else f"{limit / 2**30:,.0f} GiB")
+        raise ModelInputError(f"{source}: input '{spec.name}' [{dims}] {spec.dtype} alone needs "
+                              f"{need / 2**30:,.1f} GiB, more than {where} (the activations need "
+                              "several times more)" + ("; use a smaller --batch" if batch > 1 else ""))
