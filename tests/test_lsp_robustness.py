@@ -198,3 +198,10 @@ async def test_closing_a_document_clears_its_diagnostics(tmp_path):
         assert list(client.diagnostics[uri]) == []
     finally:
         await finish(client)
+
+
+async def test_without_the_lsp_extra_the_command_says_what_to_install(tmp_path):
+    from cli_probe import one_line_error, probe
+
+    result, _ = probe(tmp_path, "lsp", block=["pygls"])
+    assert one_line_error(result) == "error: 'archspec lsp' needs pygls: pip install 'archspec[lsp]'"

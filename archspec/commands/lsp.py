@@ -18,6 +18,9 @@ def lsp(stdio: bool = typer.Option(True, "--stdio", help="Speak LSP over stdin/s
                                               "reported ('timeLimit' overrides it).")):
     """Start the language server: diagnostics as you type, each layer's shape, params and MACs
     as inlay hints, hovers, completion, go to definition, outline and quick fixes."""
+    from archspec.extras import require
+
+    require("lsp", "lsp")
     from archspec.lsp.server import serve
 
     serve(debounce=debounce_ms / 1000, time_limit=time_limit)
