@@ -59,6 +59,11 @@ def analyze_text(uri: str, version, text: str, file: str, base_dir: str) -> File
         model.variables = _variables(spec)
         model.templates = _templates(spec, model)
         model.files = [os.path.abspath(f) for f in spec.files]
+    # the files a save of which must re-check this one (also when a base failed to load)
+    model.files += [place.file for p in model.problems for place, _ in p.related]
+    if model.extends is not None:
+        model.files.append(model.extends.file)
+    model.files = sorted(set(model.files))
     model.elapsed = time.perf_counter() - started
     return model
 

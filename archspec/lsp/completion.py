@@ -101,7 +101,8 @@ def _settings(model, lines, line, before):
         kind, written = m.group(1), _flow_keys(before[m.start():])
         if kind == "first":  # the first repetition's overrides: the layer's own settings
             outer = _FLOW_KEY.search(before[:m.start()])
-            kind = outer.group(1) if outer else kind
+            chain = key_chain(lines, line) if outer is None else []
+            kind = outer.group(1) if outer else chain[0][0] if chain else kind
         return _setting_items(model, kind, written), m.group(3)
     m = _BLOCK_KEY.match(before)
     if m is None:

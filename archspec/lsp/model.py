@@ -138,7 +138,7 @@ class FileModel:
     templates: dict = field(default_factory=dict)  # name -> TemplateInfo
     extends: Place | None = None  # the base spec the file extends, when it exists
     extends_span: Span | None = None
-    files: list = field(default_factory=list)  # every file the spec was composed from (absolute)
+    files: list = field(default_factory=list)  # the files it is composed from (absolute paths)
     summary: dict | None = None  # totals of a valid spec
     elapsed: float = 0.0  # seconds the worker spent
 

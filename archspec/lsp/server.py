@@ -46,7 +46,7 @@ class ArchspecServer(LanguageServer):
         capabilities = self.client_capabilities.workspace
         if capabilities and capabilities.inlay_hint and capabilities.inlay_hint.refresh_support:
             asked = self.workspace_inlay_hint_refresh(None)
-            asked.add_done_callback(lambda done: done.exception())  # a client that refuses: fine
+            asked.add_done_callback(lambda done: done.cancelled() or done.exception())  # refused: fine
 
     def changed(self, uri: str, immediate: bool) -> None:
         text_document = self.workspace.get_text_document(uri)
@@ -76,6 +76,15 @@ class ArchspecServer(LanguageServer):
 
 def build(debounce: float = 0.15, time_limit: float = 10.0) -> ArchspecServer:
     server = ArchspecServer(debounce, time_limit)
+    _register_documents(server)
+    _register_requests(server)
+    _register_navigation(server)
+    _register_commands(server)
+    return server
+
+
+def _register_documents(server: ArchspecServer) -> None:
+    """The session and the documents' lifecycle: each change (re)starts the document's check."""
 
     @server.feature(types.INITIALIZE)
     def initialize(ls: ArchspecServer, params: types.InitializeParams):
@@ -113,8 +122,6 @@ def build(debounce: float = 0.15, time_limit: float = 10.0) -> ArchspecServer:
         if ls.analyzer is not None:
             await ls.analyzer.shutdown()
 
-    _register_requests(server)
-    return server
 
 
 def _register_requests(server: ArchspecServer) -> None:
@@ -138,6 +145,8 @@ def _register_requests(server: ArchspecServer) -> None:
         lines = split_lines(ls.workspace.get_text_document(params.text_document.uri).source)
         return completion.completion(model, lines, params.position, ls.encoding)
 
+
+def _register_navigation(server: ArchspecServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_DEFINITION)
     async def on_definition(ls: ArchspecServer, params: types.DefinitionParams):
         view = await ls.view(params.text_document.uri)
@@ -158,6 +167,8 @@ def _register_requests(server: ArchspecServer) -> None:
         lines = split_lines(ls.workspace.get_text_document(uri).source)
         return actions.code_actions(View(document.model, lines, ls.encoding), uri, params.range)
 
+
+def _register_commands(server: ArchspecServer) -> None:
     @server.command("archspec.status")
     async def status(ls: ArchspecServer, *args):
         """The server's and the worker's process ids, whether either imported a heavy library
