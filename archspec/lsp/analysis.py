@@ -13,7 +13,8 @@ from archspec.check import check_text
 from archspec.errors import CODES, SpecError
 from archspec.lsp.expansion import attach
 from archspec.lsp.index import document_marks, layer_entries, span_of
-from archspec.lsp.model import FileModel, Place, Problem, Span, TemplateInfo, Variable, split_lines
+from archspec.lsp.model import (FileModel, Packed, Place, Problem, Span, TemplateInfo, Variable,
+                                split_lines)
 from archspec.spec.load import load_text
 
 _SUGGESTION = re.compile(r"did you mean '([^']+)'\?")
@@ -33,11 +34,8 @@ def analyze_text(uri: str, version, text: str, file: str, base_dir: str) -> File
     if not is_spec(text):
         return model
     result = check_text(text, file, base_dir=base_dir)
-    try:
-        doc = load_text(text, file)
-    except SpecError:
-        doc = None
     spec = result.spec
+    doc = spec.src.doc if spec is not None else _load(text, file)
     if doc is not None:
         model.loaded = True
         model.marks = document_marks(doc)
@@ -64,8 +62,18 @@ def analyze_text(uri: str, version, text: str, file: str, base_dir: str) -> File
     if model.extends is not None:
         model.files.append(model.extends.file)
     model.files = sorted(set(model.files))
+    model.marks, model.entries = Packed(model.marks), Packed(model.entries)
     model.elapsed = time.perf_counter() - started
     return model
+
+
+def _load(text: str, file: str):
+    """The document alone, for a spec that did not compose (a wrong top-level key, a base that
+    fails): its positions still serve hovers and navigation."""
+    try:
+        return load_text(text, file)
+    except SpecError:
+        return None
 
 
 def _problem(item, severity: str, model: FileModel) -> Problem:

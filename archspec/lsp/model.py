@@ -6,7 +6,9 @@ the server converts them to the client's encoding (UTF-16 by default) with the t
 """
 from __future__ import annotations
 
+import pickle
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -15,6 +17,34 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 def split_lines(text: str) -> list:
     """Lines as the LSP counts them (only CR, LF and CRLF end a line)."""
     return _LINE_BREAK.split(text)
+
+
+class Packed(Sequence):
+    """A list that crosses the pipe as one pickled blob and is unpacked on first use. The
+    server publishes diagnostics without paying for the thousands of marks and entries of a
+    long spec; a hover or an inlay-hint request unpacks them (once per version)."""
+
+    def __init__(self, items=(), blob: bytes | None = None):
+        self._items = list(items) if blob is None else None
+        self._blob = blob
+
+    def __reduce__(self):
+        blob = self._blob if self._items is None else pickle.dumps(self._items, pickle.HIGHEST_PROTOCOL)
+        return (Packed, ((), blob))
+
+    def _unpacked(self) -> list:
+        if self._items is None:
+            self._items, self._blob = pickle.loads(self._blob), None
+        return self._items
+
+    def __getitem__(self, index):
+        return self._unpacked()[index]
+
+    def __len__(self) -> int:
+        return len(self._unpacked())
+
+    def __iter__(self):
+        return iter(self._unpacked())
 
 
 @dataclass(frozen=True)
