@@ -91,6 +91,7 @@ async def test_hover_on_an_op_name_shows_its_layer_and_its_settings_table(client
 async def test_hover_on_a_variable_shows_its_value(client):
     uri, text, _ = await opened(client, SPECS / "resnet50.yaml")
     assert await hover_text(client, uri, position(text, "$classes", offset=3)) == "`$classes` = `1000`"
+    assert await hover_text(client, uri, position(text, "vars: {classes", offset=9)) == "`classes` = `1000`"
     lsp.close(client, uri)
 
 

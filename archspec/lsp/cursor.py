@@ -14,7 +14,7 @@ REFERENCE_KEYS = ("from", "shortcut_from")  # settings whose values name layers
 
 @dataclass
 class Target:
-    what: str  # 'expression' | 'reference' | 'kind' | 'setting' | 'extends' | 'top' | 'entry'
+    what: str  # 'expression' | 'reference' | 'kind' | 'setting' | 'extends' | 'top' | 'variable' | 'entry'
     span: Span  # of the token under the cursor (model coordinates)
     text: str = ""
     entry: Entry | None = None  # the innermost layer entry around the cursor
@@ -37,6 +37,8 @@ def target_at(model: FileModel, line: int, col: int) -> Target | None:
         return Target("extends", mark.span, str(_value(text, mark.span)), entry)
     if len(path) == 1 and mark.is_key:
         return Target("top", mark.span, path[0], entry)
+    if len(path) == 2 and path[0] == "vars":
+        return Target("variable", mark.span, str(path[1]), entry)
     if entry is not None:
         rest = path[len(entry.path):] if path[:len(entry.path)] == entry.path else None
         bare = entry.key_span == entry.span  # '- relu': the name is the whole entry

@@ -52,5 +52,5 @@ def one_line(entry: Entry) -> str | None:
             shapes.append(shape(stats.shape))
     text = "→ " + ", ".join(shapes[:3]) + (", …" if len(shapes) > 3 else "")
     total = sum(s.params for s in found)
-    extra = f" · {count(total)} params" if total and len(found) == entry.instance_count else ""
+    extra = f" · {count(total)} params in all" if total and len(found) == entry.instance_count else ""
     return f"{text} (×{entry.instance_count}){extra}"

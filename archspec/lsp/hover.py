@@ -95,6 +95,16 @@ def _top(model: FileModel, target: Target) -> str:
     return ""
 
 
+def _variable(model: FileModel, target: Target) -> str:
+    variable = model.variables.get(target.text)
+    if variable is None:
+        return ""
+    if variable.failed:
+        return f"`{target.text}`: cannot be evaluated (see the error)"
+    written = "" if variable.written == variable.value else f" (`{variable.written}`)"
+    return f"`{target.text}` = `{variable.value!r}`{written}"
+
+
 def _extends(model: FileModel, target: Target) -> str:
     if model.extends is None:
         return f"`{target.text}`: no such file"
@@ -140,4 +150,4 @@ def _table(stats: Stats) -> str:
 
 
 _RENDER = {"expression": _expression, "reference": _reference, "kind": _kind, "setting": _setting,
-           "top": _top, "extends": _extends, "entry": _entry}
+           "top": _top, "extends": _extends, "variable": _variable, "entry": _entry}
