@@ -5,6 +5,7 @@ import pytest_asyncio
 from lsprotocol import types
 
 import lsp_session as lsp
+from archspec.ops import OPS
 from lsp_session import ROOT, doc, position
 
 SPECS = ROOT / "specs"
@@ -80,8 +81,8 @@ async def test_completion_after_dash_offers_ops_blocks_and_templates(client, tmp
     labels = {item.label: item for item in found.items}
     assert "conv" in labels and "residual" in labels and "double_conv" in labels
     assert labels["conv"].kind == types.CompletionItemKind.Function
-    assert "2-D convolution" in labels["conv"].detail
-    assert "kernel" in labels["conv"].documentation.value  # the settings table from the registry
+    assert labels["conv"].detail == f"op — {type(OPS['conv']).summary()}"  # from the registry
+    assert "| `kernel` |" in labels["conv"].documentation.value  # its settings table
     lsp.close(client, uri)
 
 

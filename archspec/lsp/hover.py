@@ -139,7 +139,7 @@ def _table(stats: Stats) -> str:
     trainable = "" if stats.trainable_params == stats.params else f" ({stats.trainable_params:,} trainable)"
     rows = [("input", inputs), ("output", shape(stats.shape)), ("params", f"{stats.params:,}{trainable}"),
             ("MACs", f"{stats.macs:,}")]
-    if stats.receptive_field is not None:
+    if stats.receptive_field:  # none for a network whose input has no spatial axes
         rf = "x".join(map(str, stats.receptive_field))
         rows.append(("receptive field", f"{rf} (jump {'x'.join(map(str, stats.jump))})"))
     ops = f", {stats.nodes} ops" if stats.nodes > 1 else ""
