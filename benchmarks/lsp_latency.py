@@ -1,6 +1,7 @@
 """Latency of the language server: from a `didChange` to the diagnostics published for it.
 
     python benchmarks/lsp_latency.py [--spec specs/resnet152.yaml] [--edits 100] [--debounce-ms 0]
+    python benchmarks/lsp_latency.py --flat 500     # a generated spec of 500 top-level layers
 
 A real LSP client (pytest-lsp over stdio) starts `python -m archspec lsp`, opens the spec and
 sends `--edits` small incremental edits, one at a time, the way an editor does while someone
@@ -19,6 +20,7 @@ import argparse
 import asyncio
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -58,13 +60,28 @@ async def measure(spec: Path, edits: int, debounce_ms: int) -> dict:
         await client.stop()
 
 
+def flat_spec(layers: int, directory: Path) -> Path:
+    """A spec of `layers` top-level layers (conv, batchnorm, relu, ...): long files, in lines."""
+    lines = ["archspec: 1", f"name: flat{layers}", "input: [3, 32, 32]", "vars: {classes: 1000}", "layers:"]
+    body = ["  - conv: {{id: c{i}, out: 16, kernel: 3, padding: 1}}", "  - batchnorm: {{id: b{i}}}", "  - relu"]
+    lines += [body[n % 3].format(i=n // 3) for n in range(layers - 3)]
+    lines += ["  - global_avgpool", "  - flatten", "  - linear: {id: fc, out: $classes}"]
+    path = directory / f"flat{layers}.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spec", type=Path, default=ROOT / "specs" / "resnet152.yaml")
+    parser.add_argument("--flat", type=int, help="measure a generated spec of this many layers instead")
     parser.add_argument("--edits", type=int, default=100)
     parser.add_argument("--debounce-ms", type=int, default=0)
     args = parser.parse_args()
-    result = asyncio.run(measure(args.spec, args.edits, args.debounce_ms))
+    with tempfile.TemporaryDirectory() as scratch:
+        if args.flat:
+            args.spec = flat_spec(args.flat, Path(scratch))
+        result = asyncio.run(measure(args.spec, args.edits, args.debounce_ms))
     times = sorted(t * 1000 for t in result["times"])
     p90 = times[min(len(times) - 1, int(round(0.9 * (len(times) - 1))))]
     print(f"{args.spec.name}: {len(times)} edits, debounce {args.debounce_ms} ms")
