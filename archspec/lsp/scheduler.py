@@ -12,6 +12,7 @@ time guard is stopped the same way and reported on the document.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import pickle
 import sys
@@ -23,6 +24,7 @@ from archspec.lsp.model import FileModel, Problem, Span, split_lines
 from archspec.lsp.worker import HEADER
 
 STALE_GRACE = 0.25  # seconds a stale analysis may go on before it is cancelled
+logger = logging.getLogger(__name__)
 
 
 class WorkerGone(Exception):
@@ -216,7 +218,22 @@ class Analyzer:
                 del self.pending[uri]
                 document = self.documents.get(uri)
                 if document is not None:
-                    await self._analyse(document)
+                    try:
+                        await self._analyse(document)
+                    except Exception as exc:  # a bug on the server's side: say so, keep serving
+                        self._report_bug(document, exc)
+
+    def _report_bug(self, document: Document, exc: Exception) -> None:
+        logger.exception("analysis of %s failed", document.uri)
+        model = _stopped(document, document.version, document.text,
+                         f"internal error in archspec's language server: {type(exc).__name__}: {exc}",
+                         "a bug: please report it with the spec", "AS900")
+        document.model = model
+        document.analysed.set()
+        try:
+            self.publish(document, model)
+        except Exception:
+            logger.exception("publishing the error for %s failed", document.uri)
 
     async def _analyse(self, document: Document) -> None:
         version, text = document.version, document.text

@@ -139,9 +139,9 @@ def _register_requests(server: ArchspecServer) -> None:
                     types.CompletionOptions(trigger_characters=completion.TRIGGERS))
     async def on_completion(ls: ArchspecServer, params: types.CompletionParams):
         document = ls.analyzer.documents.get(params.text_document.uri) if ls.analyzer else None
-        model = None
-        if document is not None:
-            model = document.model if document.model is not None and document.model.loaded else document.good
+        if document is None:  # not open (or not yet initialized)
+            return None
+        model = document.model if document.model is not None and document.model.loaded else document.good
         lines = split_lines(ls.workspace.get_text_document(params.text_document.uri).source)
         return completion.completion(model, lines, params.position, ls.encoding)
 
