@@ -37,7 +37,7 @@ async def status(client) -> dict:
 
 
 async def test_typing_is_debounced_only_the_last_version_is_checked(tmp_path):
-    client = await session(debounceMs=300)
+    client = await session(debounceMs=1000)  # far longer than the gaps between the changes
     try:
         uri = lsp.uri_of(tmp_path / "d.yaml")
         await lsp.open_text(client, uri, SMALL)
@@ -46,7 +46,7 @@ async def test_typing_is_debounced_only_the_last_version_is_checked(tmp_path):
             await asyncio.sleep(0.02)
         last_change = time.perf_counter()
         assert await lsp.diagnostics(client, uri, 6) == []
-        assert time.perf_counter() - last_change >= 0.25  # it waited for typing to pause
+        assert time.perf_counter() - last_change >= 0.9  # it waited for typing to pause
         versions = [p.version for _, p in client.published if p.uri == uri]
         assert versions == [1, 6]
     finally:
@@ -64,7 +64,7 @@ async def test_a_stale_analysis_is_cancelled_and_the_latest_version_answers_fast
         started = time.perf_counter()
         assert await lsp.change(client, uri, SMALL, 2) == []
         took = time.perf_counter() - started
-        assert took < 5, took  # checking the slow version alone takes far longer (see the next test)
+        assert took < 6, took  # checking the slow version alone takes far longer (see the next test)
         assert [p.version for _, p in client.published if p.uri == uri] == [2]  # v1 was never published
         assert (await status(client))["worker_pid"] != before  # the worker was stopped and replaced
     finally:
