@@ -136,8 +136,9 @@ def parse_shape(text: Optional[str]) -> Optional[tuple]:
         shape = tuple(int(v) for v in text.lower().replace(",", "x").split("x"))
     except ValueError:
         shape = ()
-    if not shape or any(v < 1 for v in shape) or len(shape) > 3:
-        fail(f"--input must look like CxHxW, e.g. 3x224x224. Received: '{text}'", EXIT_USAGE)
+    if not shape or any(v < 1 for v in shape) or len(shape) > 4:
+        fail(f"--input must look like CxHxW (or CxL, CxDxHxW), e.g. 3x224x224. Received: '{text}'",
+             EXIT_USAGE)
     return shape
 
 

@@ -176,7 +176,7 @@ def test_se_computes_a_channel_gate(write_spec):
 
 def test_se_needs_an_image(write_spec):
     err = spec_error(write_spec, [64], "  - se: {reduction: 16}\n")
-    assert "needs a (C, H, W) input" in str(err) and err.loc.line == 5
+    assert "needs a (C, L), (C, H, W) or (C, D, H, W) input" in str(err) and err.loc.line == 5
 
 
 # ---- dense blocks ---------------------------------------------------------------------------

@@ -27,20 +27,33 @@ BATCH = 3
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
+REDUCED_DEPTH = 8  # (C, D, H, W) inputs: at most 8 frames beside the reduced sides
+
+
 def smallest_valid(path: Path):
     """The spec at the smallest square input in REDUCED_SIDES that is still valid (same
-    channels), else at its own size. Returns (spec, graph)."""
+    channels; a depth cut to REDUCED_DEPTH), else at its own size. Returns (spec, graph)."""
     spec = archspec.load(path)
-    if len(spec.input) == 3 and min(spec.input[1:]) > REDUCED_SIDES[0]:
+    if len(spec.input) in (3, 4) and min(spec.input[-2:]) > REDUCED_SIDES[0]:
         for side in REDUCED_SIDES:
-            if side >= min(spec.input[1:]):
+            if side >= min(spec.input[-2:]):
                 break
+            shape = (spec.input[0], side, side)
+            if len(spec.input) == 4:
+                shape = (spec.input[0], min(spec.input[1], REDUCED_DEPTH), side, side)
             try:
-                small = archspec.load(path, input_override=(spec.input[0], side, side))
+                small = archspec.load(path, input_override=shape)
                 return small, archspec.expand(small)
             except SpecError:
                 continue  # e.g. an `expect:` pinned to the full size, or a net that needs more
     return spec, archspec.expand(spec)
+
+
+def node_parameters(model, node) -> list:
+    """The parameters compiled for `node`: its submodule's, or the bare parameter itself."""
+    if OPS[node.op].bare_parameter:
+        return [model.get_parameter(node.name)]
+    return list(model.get_submodule(node.name).parameters())
 
 
 def check_parity(graph, *, training_heads: bool = True):
@@ -51,8 +64,7 @@ def check_parity(graph, *, training_heads: bool = True):
     built = [n for n in graph.nodes.values() if training_heads or not n.training_only]
 
     for node in built:
-        module = model.get_submodule(node.name)
-        params = list(module.parameters())
+        params = node_parameters(model, node)
         assert sum(p.numel() for p in params) == layers[node.name].params, node.name
         assert sum(p.numel() for p in params if p.requires_grad) == layers[node.name].trainable_params, node.name
     total = sum(p.numel() for p in model.parameters())
@@ -69,9 +81,12 @@ def check_parity(graph, *, training_heads: bool = True):
         ShapeProp(model).propagate(x)
     seen = set()
     for fx_node in model.graph.nodes:
-        if fx_node.op != "call_module":
+        if fx_node.op == "call_module":
+            name = fx_node.target
+        elif fx_node.op == "call_function" and "archspec_node" in fx_node.meta:
+            name = fx_node.meta["archspec_node"]  # a bare-parameter op: x * parameter
+        else:
             continue
-        name = fx_node.target
         got = tuple(fx_node.meta["tensor_meta"].shape)
         want = (BATCH, *graph.nodes[name].shape)
         assert got == want, f"{graph.name}: '{name}' ({graph.nodes[name].op}) runs as {got}, report says {want}"
@@ -173,6 +188,118 @@ CASES = {  # op -> list of (case id, spec text)
     "softmax": [("flat", tiny((5,), "  - softmax\n"))],
     "identity": [("chw", tiny((3, 4, 4), "  - identity\n"))],
 }
+
+# 1-D (C, L) and 3-D (C, D, H, W) cases of the ops that generalise, and the newer ops.
+MORE_CASES = {
+    "conv": [
+        ("1d_groups", tiny((4, 20), "  - conv: {out: 6, kernel: 5, stride: 2, padding: 2, groups: 2}\n")),
+        ("1d_same_dilated", tiny((2, 11), "  - conv: {out: 3, kernel: 4, dilation: 2, padding: same, bias: false}\n")),
+        ("1d_connections", tiny((3, 12), "  - conv: {out: 2, kernel: 3, connections: [[0, 2], [1]]}\n")),
+        ("3d", tiny((3, 4, 9, 9), "  - conv: {out: 4, kernel: [3, 7, 7], stride: [1, 2, 2], padding: [1, 3, 3], "
+                                  "bias: false}\n")),
+        ("3d_connections", tiny((3, 3, 5, 5), "  - conv: {out: 2, kernel: 3, padding: 1, connections: [[0, 2], [1]]}\n")),
+    ],
+    "conv_transpose": [
+        ("1d", tiny((4, 6), "  - conv_transpose: {out: 2, kernel: 4, stride: 3, padding: 1, output_padding: 2}\n")),
+        ("3d", tiny((4, 2, 3, 4), "  - conv_transpose: {out: 2, kernel: 2, stride: [1, 2, 2], groups: 2}\n")),
+    ],
+    "maxpool": [
+        ("1d_ceil", tiny((2, 10), "  - maxpool: {kernel: 3, stride: 2, padding: 1, ceil_mode: true}\n")),
+        ("3d", tiny((2, 4, 9, 9), "  - maxpool: {kernel: [1, 3, 3], stride: [1, 2, 2], padding: [0, 1, 1]}\n")),
+    ],
+    "avgpool": [
+        ("1d", tiny((2, 10), "  - avgpool: {kernel: 4}\n")),
+        ("3d_ceil", tiny((2, 5, 7, 7), "  - avgpool: {kernel: 2, stride: 2, ceil_mode: true, count_include_pad: false}\n")),
+    ],
+    "global_avgpool": [("1d", tiny((3, 13), "  - global_avgpool\n")), ("3d", tiny((3, 2, 5, 7), "  - global_avgpool\n"))],
+    "global_maxpool": [("1d", tiny((3, 13), "  - global_maxpool\n")), ("3d", tiny((3, 2, 5, 7), "  - global_maxpool\n"))],
+    "adaptive_avgpool": [
+        ("1d", tiny((3, 13), "  - adaptive_avgpool: {size: 5}\n")),
+        ("3d", tiny((3, 5, 7, 9), "  - adaptive_avgpool: {size: [2, 3, 4]}\n")),
+    ],
+    "batchnorm": [("1d", tiny((3, 9), "  - batchnorm\n")), ("3d", tiny((3, 2, 4, 4), "  - batchnorm\n"))],
+    "lrn": [("1d", tiny((6, 9), "  - lrn: {size: 3}\n")), ("3d", tiny((6, 2, 3, 3), "  - lrn: {size: 4}\n"))],
+    "scale": [("3d", tiny((3, 2, 4, 4), "  - scale\n"))],
+    "upsample": [
+        ("1d_linear", tiny((2, 5), "  - upsample: {scale: 3, mode: linear, align_corners: false}\n")),
+        ("3d_nearest", tiny((2, 2, 3, 4), "  - upsample: {scale: [1, 2, 2]}\n")),
+        ("3d_trilinear", tiny((2, 2, 3, 4), "  - upsample: {size: [3, 5, 7], mode: trilinear, align_corners: true}\n")),
+    ],
+    "flatten": [("3d", tiny((2, 2, 3, 4), "  - flatten\n"))],
+    "dropout": [("3d", tiny((2, 2, 3, 4), "  - dropout: {p: 0.2}\n"))],
+    "add": [("1d", tiny((3, 8), "  - conv: {id: a, out: 3, kernel: 3, padding: 1}\n  - add: {from: [a, input]}\n"))],
+    "mul": [("3d_se", tiny((4, 2, 3, 3), "  - global_avgpool: {id: g}\n"
+                                          "  - conv: {id: c, from: input, out: 4, kernel: 1}\n"
+                                          "  - mul: {from: [c, g]}\n"))],
+    "concat": [("1d", tiny((3, 8), "  - conv: {id: a, out: 2, kernel: 1}\n  - concat: {from: [a, input]}\n"))],
+    "silu": [("chw", tiny((3, 4, 4), "  - conv: {out: 2, kernel: 1}\n  - silu\n"))],
+    "hardswish": [("chw", tiny((3, 4, 4), "  - conv: {out: 2, kernel: 1}\n  - hardswish\n"))],
+    "hardsigmoid": [("flat", tiny((5,), "  - hardsigmoid\n"))],
+    "mish": [("1d", tiny((3, 7), "  - mish\n"))],
+    "log_softmax": [("flat", tiny((5,), "  - linear: {out: 4}\n  - log_softmax\n"))],
+    "layer_norm": [
+        ("convnext", tiny((6, 4, 5), "  - layer_norm: {eps: 1.0e-6}\n")),
+        ("features", tiny((6,), "  - layer_norm\n")),
+        ("1d_no_bias", tiny((6, 7), "  - layer_norm: {bias: false}\n")),
+        ("3d_no_affine", tiny((6, 2, 3, 3), "  - layer_norm: {affine: false}\n")),
+    ],
+    "group_norm": [
+        ("chw", tiny((8, 4, 5), "  - group_norm: {groups: 4}\n")),
+        ("1d_no_affine", tiny((8, 7), "  - group_norm: {groups: 2, affine: false}\n")),
+        ("3d", tiny((8, 2, 3, 3), "  - group_norm: {groups: 8}\n")),
+    ],
+    "instance_norm": [
+        ("default", tiny((3, 4, 5), "  - instance_norm\n")),
+        ("1d_affine", tiny((3, 7), "  - instance_norm: {affine: true}\n")),
+        ("3d_running", tiny((3, 2, 3, 3), "  - instance_norm: {affine: true, track_running_stats: true}\n")),
+    ],
+    "channel_shuffle": [("chw", tiny((6, 4, 4), "  - conv: {out: 6, kernel: 1}\n  - channel_shuffle: {groups: 3}\n")),
+                        ("1d", tiny((4, 5), "  - channel_shuffle: {groups: 2}\n"))],
+    "chunk": [("shufflenet", tiny((6, 4, 4), """\
+  - conv: {id: c, out: 6, kernel: 1}
+  - chunk: {id: x1, parts: 2, index: 0}
+  - chunk: {id: x2, from: c, parts: 2, index: 1}
+  - conv: {out: 3, kernel: 3, padding: 1}
+  - relu: {id: b}
+  - concat: {from: [x1, b]}
+  - channel_shuffle: {groups: 2}
+""")), ("uneven", tiny((7, 5), "  - chunk: {parts: 3, index: 2}\n"))],
+    "channel_slice": [("chw", tiny((6, 4, 4), "  - conv: {out: 6, kernel: 1}\n  - channel_slice: {start: 1, stop: 4}\n"))],
+    "drop_path": [("residual", tiny((3, 5, 5), """\
+  - residual:
+      id: block
+      body:
+        - conv: {id: conv, out: 3, kernel: 3, padding: 1}
+        - drop_path: {p: 0.5}
+""")), ("p1", tiny((4,), "  - drop_path: {p: 1.0}\n"))],
+    "pixel_shuffle": [("espcn", tiny((2, 4, 5), "  - conv: {out: 12, kernel: 3, padding: 1}\n  - pixel_shuffle: {factor: 2}\n"))],
+    "linear": [
+        ("per_pixel", tiny((5, 3, 4), "  - linear: {id: pwconv1, out: 8, per_pixel: true}\n  - gelu\n"
+                                      "  - linear: {id: pwconv2, out: 5, per_pixel: true, bias: false}\n")),
+        ("per_pixel_1d", tiny((5, 6), "  - linear: {out: 3, per_pixel: true}\n")),
+    ],
+    "layer_scale": [
+        ("convnext", tiny((4, 3, 3), """\
+  - residual:
+      id: cnblock
+      body:
+        - seq:
+            id: block
+            layers:
+              - conv: {out: 4, kernel: 7, padding: 3, groups: 4}
+              - identity
+              - layer_norm: {eps: 1.0e-6}
+              - linear: {out: 16, per_pixel: true}
+              - gelu
+              - linear: {out: 4, per_pixel: true}
+        - layer_scale: {id: layer_scale}
+""")),
+        ("features_frozen", tiny((6,), "  - layer_scale: {init: 0.1, trainable: false}\n  - relu\n")),
+        ("3d", tiny((2, 2, 3, 3), "  - layer_scale\n")),
+    ],
+}
+for _op, _cases in MORE_CASES.items():
+    CASES.setdefault(_op, []).extend(_cases)
 
 
 @pytest.mark.parametrize("op", sorted(OPS))

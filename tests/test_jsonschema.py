@@ -71,7 +71,7 @@ BAD = {
     "first key unknown to the op": HEAD + "layers:\n  - conv: {out: 8, kernel: 3, repeat: 2, first: {strid: 2}}\n",
     "unknown top-level key": HEAD + "layerz: [relu]\n",
     "bad nested layer": HEAD + "layers:\n  - seq: {layers: [{conv: {out: 8}}]}\n",
-    "input too long": "archspec: 1\ninput: [1, 2, 3, 4]\nlayers: [relu]\n",
+    "input too long": "archspec: 1\ninput: [1, 2, 3, 4, 5]\nlayers: [relu]\n",
 }
 
 

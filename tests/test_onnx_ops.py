@@ -96,6 +96,113 @@ CASES = {
         - linear: {out: 5}
         - batchnorm
     """),
+
+    # ---- 1-D (C, L) and 3-D (C, D, H, W) inputs
+    "conv_pool_1d": ((3, 40), """
+        - conv: {out: 4, kernel: 5, stride: 2, padding: 2, dilation: 2}
+        - batchnorm: {eps: 0.5}
+        - relu
+        - maxpool: {kernel: 3, stride: 2, padding: 1, ceil_mode: true}
+        - avgpool: {kernel: 3, stride: 1, padding: 1, count_include_pad: false}
+        - conv: {out: 4, kernel: 3, groups: 2, padding: same}
+    """),
+    "conv_pool_3d": ((2, 4, 17, 17), """
+        - conv: {out: 4, kernel: [3, 7, 7], stride: [1, 2, 2], padding: [1, 3, 3], bias: false}
+        - batchnorm: {eps: 0.5}
+        - relu
+        - maxpool: {kernel: [1, 3, 3], stride: [1, 2, 2], padding: [0, 1, 1]}
+        - avgpool: {kernel: 2, stride: 2, ceil_mode: true, count_include_pad: false}
+        - conv: {out: 4, kernel: 3, padding: 1, dilation: [1, 2, 1], groups: 4}
+    """),
+    "conv_table_1d": ((3, 12), "- conv: {out: 2, kernel: 3, connections: [[0, 2], [1]]}"),
+    "conv_table_3d": ((3, 3, 5, 5), "- conv: {out: 2, kernel: 3, padding: 1, connections: [[0, 2], [1]]}"),
+    "conv_transpose_1d": ((4, 6), "- conv_transpose: {out: 2, kernel: 4, stride: 3, padding: 1, output_padding: 2}"),
+    "conv_transpose_3d": ((4, 2, 3, 4), "- conv_transpose: {out: 2, kernel: [2, 3, 3], stride: [1, 2, 2], groups: 2}"),
+    "upsample_1d": ((3, 5), """
+        - upsample: {id: a, scale: 3}
+        - upsample: {id: b, from: input, size: 15, mode: linear, align_corners: false}
+        - concat: {from: [a, b]}
+    """),
+    "upsample_3d": ((3, 2, 3, 4), """
+        - upsample: {id: a, scale: [1, 2, 2]}
+        - upsample: {id: b, from: input, size: [2, 6, 8], mode: trilinear, align_corners: true}
+        - concat: {from: [a, b]}
+    """),
+    "global_adaptive_1d": ((3, 13), """
+        - global_avgpool: {id: a}
+        - global_maxpool: {id: m, from: input}
+        - adaptive_avgpool: {id: p, from: input, size: 5}
+        - global_avgpool: {id: q}
+        - concat: {from: [a, m, q]}
+    """),
+    "global_adaptive_3d": ((3, 2, 5, 7), """
+        - global_avgpool: {id: a}
+        - global_maxpool: {id: m, from: input}
+        - adaptive_avgpool: {id: p, from: input, size: 1}
+        - concat: {from: [a, m, p]}
+    """),
+    "lrn_3d": ((6, 2, 3, 3), "- lrn: {size: 4, alpha: 0.01, beta: 0.75, k: 2}"),
+    "lrn_1d": ((6, 9), "- lrn: {size: 3, alpha: 0.01, beta: 0.75, k: 2}"),
+    # ---- newer ops; large eps and scale values so a translation that drops them shows
+    "activations_new": ((3, 5, 5), """
+        - conv: {out: 8, kernel: 3, padding: 1}
+        - silu
+        - hardswish
+        - mish
+        - hardsigmoid
+        - flatten
+        - log_softmax
+    """),
+    "layer_norm": ((6, 4, 5), """
+        - layer_norm: {eps: 0.5}
+        - layer_norm: {affine: false, eps: 0.3}
+        - flatten
+        - layer_norm: {bias: false, eps: 0.2}
+    """),
+    "layer_norm_1d_3d": ((6, 2, 3, 3), "- layer_norm: {eps: 0.5}"),
+    "group_norm": ((8, 4, 5), """
+        - group_norm: {groups: 4, eps: 0.3}
+        - group_norm: {groups: 2, affine: false, eps: 0.1}
+    """),
+    "group_norm_1d": ((8, 7), "- group_norm: {groups: 2, eps: 0.3}"),
+    "instance_norm": ((3, 4, 5), """
+        - instance_norm: {eps: 0.3}
+        - instance_norm: {affine: true, eps: 0.2}
+    """),
+    "instance_norm_running_3d": ((3, 2, 3, 3), "- instance_norm: {affine: true, track_running_stats: true, eps: 0.4}"),
+    "shufflenet_unit": ((8, 5, 5), """
+        - conv: {id: c, out: 8, kernel: 1}
+        - chunk: {id: x1, parts: 2, index: 0}
+        - chunk: {id: x2, from: c, parts: 2, index: 1}
+        - conv: {out: 4, kernel: 3, padding: 1, groups: 4}
+        - relu: {id: b}
+        - concat: {from: [x1, b]}
+        - channel_shuffle: {groups: 2}
+        - channel_slice: {start: 1, stop: 6}
+        - chunk: {parts: 3, index: 2}
+    """),
+    "drop_path": ((3, 5, 5), """
+        - residual:
+            body:
+              - conv: {out: 3, kernel: 3, padding: 1}
+              - drop_path: {p: 0.5}
+    """),
+    "pixel_shuffle": ((2, 4, 5), """
+        - conv: {out: 18, kernel: 3, padding: 1}
+        - pixel_shuffle: {factor: 3}
+    """),
+    "convnext_block": ((8, 5, 5), """
+        - residual:
+            body:
+              - conv: {out: 8, kernel: 7, padding: 3, groups: 8}
+              - layer_norm: {eps: 1.0e-6}
+              - linear: {out: 32, per_pixel: true}
+              - gelu
+              - linear: {out: 8, per_pixel: true}
+              - layer_scale: {init: 2.5}
+              - drop_path: {p: 0.1}
+    """),
+    "linear_per_pixel_1d": ((5, 6), "- linear: {out: 3, per_pixel: true}"),
 }
 
 
@@ -166,3 +273,29 @@ def test_ceil_mode_window_in_padding_is_refused(tmp_path, pool):
     assert f"'1' ({pool}) cannot be exported to ONNX faithfully" in str(err)
     assert "right padding" in str(err)
     assert not (tmp_path / "drop.onnx").exists()
+
+
+def test_3d_adaptive_pooling_to_other_sizes_is_refused(tmp_path):
+    spec = _spec(tmp_path, "ada3d", (2, 4, 6, 8), """
+        - conv: {out: 2, kernel: 1}
+        - adaptive_avgpool: {size: [2, 3, 4]}
+    """)
+    with pytest.raises(ExportError) as info:
+        export_onnx(spec, tmp_path / "ada3d.onnx")
+    assert info.value.loc.line == 6 and "no translation of 3-D adaptive average pooling" in str(info.value)
+    assert not (tmp_path / "ada3d.onnx").exists()
+
+
+@pytest.mark.parametrize("shape, pool", [((2, 5), "{kernel: 2, stride: 3, padding: 1, ceil_mode: true}"),
+                                         ((2, 3, 5, 5), "{kernel: [1, 2, 2], stride: [1, 3, 3], padding: [0, 1, 1], "
+                                                        "ceil_mode: true}")])
+def test_ceil_mode_refusal_names_the_axis_in_1d_and_3d(tmp_path, shape, pool):
+    spec = _spec(tmp_path, "drop", shape, f"""
+        - maxpool: {pool}
+    """)
+    with pytest.raises(ExportError) as info:
+        export_onnx(spec, tmp_path / "drop.onnx")
+    axis = "positions" if len(shape) == 2 else "depth slices"
+    assert "right padding" in str(info.value)
+    assert ("along the rows" in str(info.value)) == (len(shape) == 4)
+    assert len(shape) == 4 or f"along the {axis}" in str(info.value)

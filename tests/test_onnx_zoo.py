@@ -16,22 +16,26 @@ import archspec  # noqa: E402
 from archspec.errors import SpecError  # noqa: E402
 
 SMALL = 64  # input side used where the spec allows it (adaptive/global pooling before the head)
+SMALL_DEPTH = 8  # frames of a (C, D, H, W) clip used where the spec allows it
 HEAVY_PARAMS = 50_000_000  # ~200 MB of fp32 weights: the VGGs and AlexNets
 HEAVY_NODES = 400  # export time grows with the node count: DenseNets, ResNet-152, pre-act ResNet
 
 
 def reduced(path):
-    """(spec, input shape): the spec at SMALL x SMALL when it accepts that, else as written."""
+    """(spec, input shape): the spec at SMALL x SMALL (a (C, D, H, W) clip also cut to
+    SMALL_DEPTH frames) when it accepts that, else as written. (C, L) inputs stay as written:
+    1-D nets are cheap, and their pooling stacks often need the full length."""
     spec = archspec.load(path)
-    c, *hw = spec.input
-    if len(hw) != 2 or max(hw) <= SMALL:
+    c, *spatial = spec.input
+    if len(spatial) not in (2, 3) or max(spatial[-2:]) <= SMALL:
         return spec, tuple(spec.input)
+    shape = (c, *([min(spatial[0], SMALL_DEPTH)] if len(spatial) == 3 else []), SMALL, SMALL)
     try:
-        small = archspec.load(path, input_override=(c, SMALL, SMALL))
+        small = archspec.load(path, input_override=shape)
         archspec.expand(small)
     except SpecError:
         return spec, tuple(spec.input)
-    return small, (c, SMALL, SMALL)
+    return small, shape
 
 
 def _heavy(path) -> bool:

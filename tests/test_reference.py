@@ -38,11 +38,11 @@ def test_every_op_is_documented_with_shapes_settings_and_an_example():
 
 def test_conv_section_in_detail():
     conv = sections(reference.generate())["conv"]
-    assert "**Input:** (C, H, W)" in conv
-    assert "**Output:** (out, H', W') with H' = floor((H + 2p - d(k-1) - 1)/s) + 1" in conv
-    assert "| `kernel` | int ≥ 1 or [int ≥ 1, int ≥ 1] | required |" in conv
-    assert "| `stride` | int ≥ 1 or [int ≥ 1, int ≥ 1] | `[1, 1]` |" in conv
-    assert '| `padding` | int ≥ 0 or [int ≥ 0, int ≥ 0] or "same" or "valid" | `[0, 0]` |' in conv
+    assert "**Input:** (C, L), (C, H, W) or (C, D, H, W)" in conv
+    assert "**Output:** (out, L'), (out, H', W') or (out, D', H', W'), per axis i' = floor((i + 2p - d(k-1) - 1)/s) + 1" in conv
+    assert "| `kernel` | int ≥ 1 or list of int ≥ 1 | required |" in conv
+    assert "| `stride` | int ≥ 1 or list of int ≥ 1 | `1` |" in conv
+    assert '| `padding` | int ≥ 0 or list of int ≥ 0 or "same" or "valid" | `0` |' in conv
     assert "- conv: {id: conv1, out: 96, kernel: 11, stride: 4}" in conv
 
 

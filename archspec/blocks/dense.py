@@ -10,7 +10,8 @@ The block's output is the concatenation of its input and all `layers` new featur
 `bottleneck: 0` drops the 1×1 reduction (plain DenseNet, not DenseNet-B): the layer is then
 norm1 → relu1 → conv1 (3×3, growth).
 
-Input shape: (C, H, W). Output shape: (C + layers·growth, H, W).
+Input shape: (C, L), (C, H, W) or (C, D, H, W). Output shape: (C + layers·growth, same spatial
+size).
 
 ```yaml
 - dense: {id: denseblock1, layers: 6, growth: 32, bottleneck: 4, drop_rate: 0}
@@ -19,7 +20,9 @@ Input shape: (C, H, W). Output shape: (C + layers·growth, H, W).
 `transition` — between dense blocks: norm → relu → conv (1×1, ⌊C·compression⌋ or `out`, no
 bias) → pool (2×2 average pooling, stride 2).
 
-Input shape: (C, H, W). Output shape: (⌊C·compression⌋, ⌊H/2⌋, ⌊W/2⌋).
+Input shape: (C, *spatial) of rank 2 to 4. Output shape: (⌊C·compression⌋, ⌊i/2⌋ on every
+spatial axis). The convolutions and the pooling window take the input's rank (3×3×3 and
+2×2×2 on a (C, D, H, W) input).
 
 ```yaml
 - transition: {id: transition1, compression: 0.5}
@@ -50,8 +53,9 @@ class TransitionParams(BlockParams):
 
 
 def _need_image(src, shape, what):
-    if len(shape) != 3:
-        raise src.error(f"{what} needs a (C, H, W) input. Received: {list(shape)}", code="AS401")
+    if len(shape) not in (2, 3, 4):
+        raise src.error(f"{what} needs a (C, L), (C, H, W) or (C, D, H, W) input. Received: {list(shape)}",
+                        code="AS401")
 
 
 @register_block

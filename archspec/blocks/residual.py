@@ -42,8 +42,10 @@ like torchvision's `downsample.0` / `downsample.1`. `shortcut: identity | projec
 forces one; `shortcut_from` feeds the shortcut from a layer inside the body instead of the
 block input. The add is the node `<block>.add`.
 
-Input shape: (C, H, W). Output shape: the body's output shape, (out, ⌈H/stride⌉, ⌈W/stride⌉)
-for a preset.
+Input shape: (C, L), (C, H, W) or (C, D, H, W); presets and projections take the input's
+rank (a 3×3 conv is 3×3×3 on (C, D, H, W), as in torchvision's video ResNets, and the stride
+applies to every spatial axis). Output shape: the body's output shape, (out, ⌈i/stride⌉ on
+every spatial axis) for a preset.
 """
 from __future__ import annotations
 
@@ -209,10 +211,12 @@ def _preset_body(builder, p, scope, src, x):
 
 def project(builder, name, src, scope, x, target, norm=True, stride=None):
     """A strided 1×1 conv (+ batch norm) taking `x` to the `target` shape."""
-    c_in, h_in, w_in = builder.shape(x)
-    c_out, h_out, w_out = target
-    if stride is None:  # a 1×1 conv with stride s gives ⌈H/s⌉ pixels
-        stride = max(1, -(-h_in // h_out)), max(1, -(-w_in // w_out))
+    shape = builder.shape(x)
+    c_out = target[0]
+    if stride is None and len(shape) == len(target) > 1:  # a 1×1 conv with stride s gives ⌈i/s⌉ pixels
+        stride = [max(1, -(-i // o)) for i, o in zip(shape[1:], target[1:])]
+    elif stride is None:  # no spatial axes, or the rank changed: the conv or the add says so
+        stride = 1
     inner = builder.enter_group(name, "shortcut", src, scope, x)
     out = builder.add_op("conv", inner.qualify("0"), [x], src, inner, out=c_out, kernel=1,
                          stride=stride, bias=False)

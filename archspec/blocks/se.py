@@ -3,7 +3,8 @@
     global avgpool → 1×1 conv `fc1` (C/r, bias) → relu → 1×1 conv `fc2` (C, bias) → sigmoid
     → multiply the input by the (C, 1, 1) gate (broadcast over H, W)
 
-Input shape: (C, H, W). Output shape: (C, H, W). Parameters: 2·C·s + s + C with s the squeeze
+Input shape: (C, L), (C, H, W) or (C, D, H, W). Output shape: the same (the gate is (C, 1),
+(C, 1, 1) or (C, 1, 1, 1) and the 1×1 convolutions take the input's rank). Parameters: 2·C·s + s + C with s the squeeze
 width, s = C/r rounded to the nearest multiple of `divisor` (timm's `make_divisible`; at least
 `divisor`) unless `channels` gives it outright. Nodes are named like timm's `SEModule`
 (`se.fc1`, `se.fc2`), so a `residual` with `se:` loads timm `seresnet*` weights.
@@ -44,9 +45,9 @@ def squeeze_excite(builder, scope, src, x: str, p: SEParams) -> str:
     from archspec.ops import OPS
 
     shape = builder.shape(x)
-    if len(shape) != 3:
-        raise src.error(f"squeeze-and-excitation needs a (C, H, W) input. Received: {list(shape)}",
-                        code="AS401")
+    if len(shape) not in (2, 3, 4):
+        raise src.error("squeeze-and-excitation needs a (C, L), (C, H, W) or (C, D, H, W) input. "
+                        f"Received: {list(shape)}", code="AS401")
     for key in ("act", "gate"):
         kind = getattr(p, key)
         if kind not in OPS or OPS[kind].arity != (1, 1):

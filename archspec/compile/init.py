@@ -1,9 +1,10 @@
 """Weight initialisation for compiled networks, by family convention.
 
-A scheme decides how `nn.Conv2d`, `nn.ConvTranspose2d`, `nn.Linear` and batch norm start out;
-archspec's own modules keep the initialisation they define themselves (`TableConv2d` and
+A scheme decides how convolutions (1-D, 2-D, 3-D, transposed), `nn.Linear` (per-pixel too) and
+the norms (batch, group, layer, instance) start out;
+archspec's own modules keep the initialisation they define themselves (`TableConv` and
 `LocallyConnected2d`: uniform ±1/√fan_in, `ChannelScale`: weight 1 / bias 0, `EuclideanRBF`:
-fixed ±1 prototypes).
+fixed ±1 prototypes; `layer_scale`'s parameter: its `init` value).
 
 Schemes (`build(spec, init=...)`, `archspec build --init`):
 
@@ -29,7 +30,8 @@ import torch.nn as nn
 
 from archspec.graph.ir import INPUT, Graph
 
-_BATCHNORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm)
+_BATCHNORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.LayerNorm,
+              nn.modules.instancenorm._InstanceNorm)
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 

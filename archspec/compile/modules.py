@@ -98,8 +98,9 @@ class EuclideanRBF(nn.Module):
         return (diff * diff).sum(-1)
 
 
-class TableConv2d(nn.Module):
-    """A convolution where output channel j sees only the input channels connections[j].
+class TableConv(nn.Module):
+    """A convolution (1-D, 2-D or 3-D, by the kernel's length) where output channel j sees only
+    the input channels connections[j].
 
     Only the connected filters are parameters (LeNet-5's C3 has 1,516, not 2,416); forward
     gathers them into a dense, masked weight and runs one ordinary convolution.
@@ -111,22 +112,24 @@ class TableConv2d(nn.Module):
         self.weight = nn.Parameter(torch.empty(len(links), *kernel))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
         gather = torch.zeros(out_channels, in_channels, dtype=torch.long)
-        mask = torch.zeros(out_channels, in_channels, 1, 1)
+        mask = torch.zeros(out_channels, in_channels, *(1 for _ in kernel))
         for n, (j, i) in enumerate(links):
             gather[j, i] = n
             mask[j, i] = 1.0
         self.register_buffer("gather", gather, persistent=False)
         self.register_buffer("mask", mask, persistent=False)
         self.stride, self.padding, self.dilation = stride, padding, dilation
-        fan_in = max(len(r) for r in connections) * kernel[0] * kernel[1]
+        self.rank = len(kernel)
+        fan_in = max(len(r) for r in connections) * math.prod(kernel)
         bound = 1 / math.sqrt(fan_in)
         nn.init.uniform_(self.weight, -bound, bound)
         if self.bias is not None:
             nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x):
-        weight = self.weight[self.gather] * self.mask  # (out, in, kh, kw)
-        return F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation)
+        weight = self.weight[self.gather] * self.mask  # (out, in, *kernel)
+        conv = (F.conv1d, F.conv2d, F.conv3d)[self.rank - 1]
+        return conv(x, weight, self.bias, self.stride, self.padding, self.dilation)
 
 
 class LocallyConnected2d(nn.Module):
@@ -148,3 +151,90 @@ class LocallyConnected2d(nn.Module):
         out = torch.einsum("ncl,lco->nol", cols, self.weight)  # (N, out, L)
         out = out.reshape(out.shape[0], out.shape[1], *self.out_size)  # (N, out, H', W')
         return out + self.bias if self.bias is not None else out
+
+
+class ChannelLayerNorm(nn.LayerNorm):
+    """Layer norm over the channel axis of (N, C, *spatial) at every position (ConvNeXt's
+    LayerNorm2d), or over the features of (N, F). Keeps nn.LayerNorm's `weight`/`bias` (C,)."""
+
+    def __init__(self, channels: int, eps: float, affine: bool, bias: bool):
+        super().__init__(channels, eps, elementwise_affine=affine, bias=bias)
+
+    def forward(self, x):
+        if x.dim() == 2:
+            return super().forward(x)
+        x = x.movedim(1, -1)  # (N, *spatial, C)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.movedim(-1, 1)  # (N, C, *spatial)
+
+
+class PerPixelLinear(nn.Linear):
+    """nn.Linear (weight (out, C)) applied to the channels at every position of (N, C, *spatial)."""
+
+    def forward(self, x):
+        return F.linear(x.movedim(1, -1), self.weight, self.bias).movedim(-1, 1)  # (N, out, *spatial)
+
+
+class ChannelShuffle(nn.Module):
+    """ShuffleNet's channel shuffle: (N, g·k, ...) -> view (N, g, k, ...) -> transpose -> flatten."""
+
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x):
+        x = x.unflatten(1, (self.groups, -1))  # (N, g, C/g, *spatial)
+        return x.transpose(1, 2).flatten(1, 2)  # (N, C, *spatial), channels interleaved
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}"
+
+
+class Chunk(nn.Module):
+    """torch.chunk(x, parts, dim=1)[index]: a view of the input."""
+
+    def __init__(self, parts: int, index: int):
+        super().__init__()
+        self.parts, self.index = parts, index
+
+    def forward(self, x):
+        return x.chunk(self.parts, 1)[self.index]
+
+    def extra_repr(self) -> str:
+        return f"parts={self.parts}, index={self.index}"
+
+
+class ChannelSlice(nn.Module):
+    """x[:, start:stop]: a view of the input."""
+
+    def __init__(self, start: int, stop: int):
+        super().__init__()
+        self.start, self.stop = start, stop
+
+    def forward(self, x):
+        return x[:, self.start:self.stop]
+
+    def extra_repr(self) -> str:
+        return f"start={self.start}, stop={self.stop}"
+
+
+class DropPath(nn.Module):
+    """Stochastic depth, torchvision's StochasticDepth(p, "row"): in training every sample is
+    kept with probability 1-p and scaled by 1/(1-p), else zeroed; the identity in eval."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        survival = 1.0 - self.p
+        noise = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype, device=x.device)
+        noise = noise.bernoulli_(survival)  # (N, 1, ...): one draw per sample
+        if survival > 0.0:
+            noise.div_(survival)
+        return x * noise
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"

@@ -197,8 +197,12 @@ def torch_export(module, input_shapes, *, opset=None, input_names=(INPUT_NAME,),
 def locate_export_failure(module, graph, opset=None, limit: int = 48):
     """Export the graph's nodes one at a time to find the one the exporter cannot handle:
     (node, message) or None. Identical configurations are tried once; at most `limit`."""
+    from archspec.ops import OPS
+
     seen = set()
     for node in graph.inference_nodes():
+        if OPS[node.op].bare_parameter:
+            continue  # a multiply by a parameter, not a submodule to export alone
         shapes = [graph.shape(i) for i in node.inputs]
         key = (node.op, repr(node.params), tuple(shapes))
         if key in seen:

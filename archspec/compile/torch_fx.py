@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import keyword
+import operator
 import re
 from pathlib import Path
 
@@ -77,7 +78,8 @@ def _build(graph: Graph, training_heads: bool, init: str, zero_residual: bool) -
     for node in keep:
         in_shapes = [graph.shape(i) for i in node.inputs]
         module = OPS[node.op].torch(node.params, in_shapes, node.shape)
-        args[node.name] = _in_place(node, module, writable.get(node.name))
+        bare = OPS[node.op].bare_parameter
+        args[node.name] = tuple(node.inputs) if bare else _in_place(node, module, writable.get(node.name))
         if not node.trainable:
             module.requires_grad_(False)
         _install(root, node.name, module)
@@ -88,7 +90,11 @@ def _build(graph: Graph, training_heads: bool, init: str, zero_residual: bool) -
     code = fx.Graph()
     values = {INPUT: code.placeholder("x")}
     for node in keep:
-        values[node.name] = code.call_module(node.name, tuple(values[i] for i in args[node.name]))
+        inputs = tuple(values[i] for i in args[node.name])
+        if OPS[node.op].bare_parameter:
+            values[node.name] = _multiply_by_parameter(code, node.name, inputs[0])
+        else:
+            values[node.name] = code.call_module(node.name, inputs)
     if len(outputs) > 1:
         code.output(tuple(values[n] for n in outputs))
     else:
@@ -234,14 +240,26 @@ def _in_place(node, module: nn.Module, slot) -> tuple:
     return inputs
 
 
-def _install(root: nn.Module, name: str, module: nn.Module) -> None:
+def _multiply_by_parameter(code: fx.Graph, name: str, x: fx.Node) -> fx.Node:
+    """`x * self.<name>` for a `bare_parameter` op; the fx node remembers its archspec node
+    (meta "archspec_node"), since it has no submodule of that name."""
+    out = code.call_function(operator.mul, (x, code.get_attr(name)))
+    out.meta["archspec_node"] = name
+    return out
+
+
+def _install(root: nn.Module, name: str, module) -> None:
+    """Put `module` (or a bare nn.Parameter) at the dotted `name`, creating Group levels."""
     *parents, leaf = name.split(".")
     owner = root
     for part in parents:
         if not hasattr(owner, part):
             owner.add_module(part, modules.Group())
         owner = getattr(owner, part)
-    owner.add_module(leaf, module)
+    if isinstance(module, nn.Parameter):
+        owner.register_parameter(leaf, module)
+    else:
+        owner.add_module(leaf, module)
 
 
 def _class_name(name: str) -> str:

@@ -43,7 +43,7 @@ class LayerStats:
     macs: int
     param_bytes: int
     activation_bytes: int
-    receptive_field: list  # [size_h, size_w]
+    receptive_field: list  # one size per spatial axis of the input: [L], [H, W], [D, H, W]
     jump: list
     line: int
     training_only: bool = False
@@ -74,22 +74,22 @@ class Report:
 
 
 def analyze(graph: Graph) -> Report:
-    fields = {INPUT: (Field(), Field())}
+    # One Field per spatial axis of the network's input ((C, L): 1, (C, H, W): 2, (F,): none).
+    fields = {INPUT: (Field(),) * max(len(graph.input_shape) - 1, 0)}
     layers = []
     for node in graph.nodes.values():
         op = OPS[node.op]
         in_shapes = [graph.shape(i) for i in node.inputs]
         params = op.params(node.params, in_shapes, node.shape)
         frozen = params if not node.trainable else op.frozen_params(node.params, in_shapes, node.shape)
-        fields[node.name] = _receptive(op, node, [fields[i] for i in node.inputs], in_shapes)
-        fh, fw = fields[node.name]
+        fields[node.name] = field_ = _receptive(op, node, [fields[i] for i in node.inputs], in_shapes)
         layers.append(LayerStats(
             name=node.name, op=node.op, shape=list(node.shape), inputs=list(node.inputs),
             params=params, trainable_params=params - frozen,
             macs=op.macs(node.params, in_shapes, node.shape),
             param_bytes=params * BYTES_PER_VALUE,
             activation_bytes=prod(node.shape) * BYTES_PER_VALUE,
-            receptive_field=[_num(fh.size), _num(fw.size)], jump=[_num(fh.jump), _num(fw.jump)],
+            receptive_field=[_num(f.size) for f in field_], jump=[_num(f.jump) for f in field_],
             line=node.loc.line, training_only=node.training_only,
         ))
     main = [s for s in layers if not s.training_only]
@@ -138,19 +138,22 @@ def _totals(stats) -> dict:
 
 
 def _receptive(op, node, inputs, in_shapes):
-    """Propagate (size, jump, start) through one op, per spatial axis."""
+    """Propagate (size, jump, start) through one op, per spatial axis of the network's input.
+    An op sees the axes of its own input when it has as many (a flattened input has none:
+    its field is already the whole extent that reached it)."""
+    axes = len(inputs[0])
     if len(inputs) > 1:  # a merge sees the union of its inputs' fields
-        return tuple(max((f[a] for f in inputs), key=lambda f: f.size) for a in range(2))
-    (fh, fw), shape = inputs[0], in_shapes[0]
-    if op.spatial == "pointwise":
-        return fh, fw
-    if op.spatial == "global":
-        extent = shape[1:3] if len(shape) == 3 else (1, 1)
+        return tuple(max((f[a] for f in inputs), key=lambda f: f.size) for a in range(axes))
+    fields, shape = inputs[0], in_shapes[0]
+    own = len(shape) - 1 == axes
+    kind = op.spatial_kind(node.params)
+    if kind == "pointwise" or not own:
+        return fields
+    if kind == "global":
         return tuple(_field(f.size + (n - 1) * f.jump, f.jump * n, f.start + (n - 1) / 2 * f.jump)
-                     for f, n in zip((fh, fw), extent))
-    kernel, stride, padding, dilation = op.window(node.params, shape)
+                     for f, n in zip(fields, shape[1:]))
     out = []
-    for f, k, s, p, d in zip((fh, fw), kernel, stride, padding, dilation):
+    for f, k, s, p, d in zip(fields, *op.window(node.params, shape)):
         span = d * (k - 1) + 1
         out.append(_field(f.size + (span - 1) * f.jump, f.jump * s, f.start + ((span - 1) / 2 - p) * f.jump))
     return tuple(out)

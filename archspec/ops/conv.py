@@ -1,29 +1,39 @@
 """Convolutions: shared-weight `conv` (with groups or a sparse connection table),
-`conv_transpose` for upsampling, and `locally_connected` (unshared weights)."""
+`conv_transpose` for upsampling, and `locally_connected` (unshared weights).
+
+`conv` and `conv_transpose` work on (C, L), (C, H, W) and (C, D, H, W) inputs (PyTorch's
+Conv1d/2d/3d); every per-axis setting is one number for all spatial axes or a list with one
+entry per axis, and the output-size formula applies per axis."""
 from __future__ import annotations
 
+from math import prod
 from typing import Literal, Optional, Union
 
 from pydantic import model_validator
 
 from archspec.errors import ShapeError
 from archspec.ops.formulas import conv_out, conv_transpose_out, floor_warning, same_padding
-from archspec.ops.registry import NonNegativePair, Op, OpParams, Pair, Positive, need_rank, register
+from archspec.ops.registry import (SPATIAL, NonNegativeSize, Op, OpParams, Positive, Size, need_rank,
+                                   per_axis, register, spatial_rank, zip_axes)
+
+
+def _ones(value) -> bool:
+    return all(v == 1 for v in ((value,) if isinstance(value, int) else value))
 
 
 class ConvParams(OpParams):
     out: Positive
-    kernel: Pair
-    stride: Pair = (1, 1)
-    padding: Union[NonNegativePair, Literal["same", "valid"]] = (0, 0)
-    dilation: Pair = (1, 1)
+    kernel: Size
+    stride: Size = 1
+    padding: Union[NonNegativeSize, Literal["same", "valid"]] = 0
+    dilation: Size = 1
     groups: Positive = 1
     bias: bool = True
     connections: Optional[list[list[int]]] = None
 
     @model_validator(mode="after")
     def _check(self):
-        if self.padding == "same" and self.stride != (1, 1):
+        if self.padding == "same" and not _ones(self.stride):
             raise ValueError("padding='same' needs stride 1 (as in PyTorch); give padding as numbers")
         if self.connections is not None:
             if self.groups != 1:
@@ -40,40 +50,54 @@ class ConvParams(OpParams):
         return self
 
 
-def _padding(p: ConvParams) -> tuple[int, int]:
-    """Left padding per axis (what the receptive field and the formula use)."""
+def conv_axes(p, shape) -> tuple[tuple[int, ...], ...]:
+    """(kernel, stride, left padding, dilation) per spatial axis of `shape` (what the
+    output-size formula and the receptive field use)."""
+    kernel = per_axis(p.kernel, shape, "kernel")
+    stride = per_axis(p.stride, shape, "stride")
+    dilation = per_axis(p.dilation, shape, "dilation")
     if p.padding == "valid":
-        return (0, 0)
-    if p.padding == "same":
-        return tuple(same_padding(k, d)[0] for k, d in zip(p.kernel, p.dilation))
-    return p.padding
+        padding = (0,) * len(kernel)
+    elif p.padding == "same":
+        padding = tuple(same_padding(k, d)[0] for k, d in zip(kernel, dilation))
+    else:
+        padding = per_axis(p.padding, shape, "padding")
+    return kernel, stride, padding, dilation
 
 
-def _spatial_out(op: str, p, shape, padding) -> tuple[int, int]:
-    c, h, w = shape
+def _spatial_out(op: str, p, shape) -> tuple[int, ...]:
+    kernel, stride, padding, dilation = conv_axes(p, shape)
     if p.padding == "same":
-        return h, w
+        return tuple(shape[1:])
     out = tuple(conv_out(i, k, s, pad, d)
-                for i, k, s, pad, d in zip((h, w), p.kernel, p.stride, padding, p.dilation))
+                for i, k, s, pad, d in zip(shape[1:], kernel, stride, padding, dilation))
     if min(out) < 1:
-        raise ShapeError(f"{op} window is larger than its (padded) input", input=[c, h, w],
-                         kernel=list(p.kernel), padding=list(padding))
+        raise ShapeError(f"{op} window is larger than its (padded) input", input=list(shape),
+                         kernel=list(kernel), padding=list(padding))
     return out
 
 
-def _floor_warnings(p, shape, padding) -> list[str]:
+def _floor_warnings(p, shape) -> list[str]:
     if p.padding == "same":
         return []
-    return floor_warning("the convolution", shape, p.kernel, p.stride, padding, p.dilation)
+    kernel, stride, padding, dilation = conv_axes(p, shape)
+    return floor_warning("the convolution", shape, kernel, stride, padding, dilation)
+
+
+def _torch_padding(p, shape):
+    return p.padding if isinstance(p.padding, str) else per_axis(p.padding, shape, "padding")
 
 
 @register
 class Conv(Op):
-    """2-D convolution with shared weights (one filter bank slid over the input).
+    """Convolution with shared weights (one filter bank slid over the input), 1-D, 2-D or 3-D.
 
-    Input shape: (C, H, W). Output shape: (out, H', W') with H' = floor((H + 2p - d(k-1) - 1)/s) + 1.
-    `groups` splits channels into independent groups (AlexNet's two towers, depthwise convs);
-    `connections` lists, for each output channel, the input channels it sees (LeNet-5's C3).
+    Input shape: (C, L), (C, H, W) or (C, D, H, W). Output shape: (out, L'), (out, H', W') or
+    (out, D', H', W'), per axis i' = floor((i + 2p - d(k-1) - 1)/s) + 1.
+    `kernel`, `stride`, `padding` and `dilation` are one number for every spatial axis or a
+    list with one entry per axis. `groups` splits channels into independent groups (AlexNet's
+    two towers, depthwise convs); `connections` lists, for each output channel, the input
+    channels it sees (LeNet-5's C3).
 
     ```yaml
     - conv: {id: conv1, out: 96, kernel: 11, stride: 4}
@@ -84,65 +108,69 @@ class Conv(Op):
     Params = ConvParams
     spatial = "window"
     fresh_output = True
+    onnx_notes = ("exported as Conv; with a connection table, as one Conv whose masked weight the "
+                  "exporter folds into a constant")
 
     def infer(self, p, inputs):
         (shape,) = inputs
-        need_rank("conv", shape, (3,))
+        need_rank("conv", shape, SPATIAL)
         c = shape[0]
         if c % p.groups:
             raise ShapeError("groups must divide in_channels", in_channels=c, groups=p.groups)
         if p.connections is not None and max(max(r) for r in p.connections) >= c:
             raise ShapeError("connections refer to an input channel that does not exist",
                              in_channels=c, largest_index=max(max(r) for r in p.connections))
-        return (p.out, *_spatial_out("conv", p, shape, _padding(p)))
+        return (p.out, *_spatial_out("conv", p, shape))
 
-    def _fan_in(self, p, c):
-        kk = p.kernel[0] * p.kernel[1]
+    def _fan_in(self, p, shape):
+        window = prod(per_axis(p.kernel, shape, "kernel"))
         if p.connections is not None:
-            return sum(len(r) for r in p.connections) * kk  # summed over all output channels
-        return p.out * (c // p.groups) * kk
+            return sum(len(r) for r in p.connections) * window  # summed over all output channels
+        return p.out * (shape[0] // p.groups) * window
 
     def params(self, p, inputs, out):
-        return self._fan_in(p, inputs[0][0]) + (p.out if p.bias else 0)
+        return self._fan_in(p, inputs[0]) + (p.out if p.bias else 0)
 
     def macs(self, p, inputs, out):
-        return self._fan_in(p, inputs[0][0]) * out[1] * out[2]
+        return self._fan_in(p, inputs[0]) * prod(out[1:])
 
     def unshared_params(self, p, inputs, out):
-        positions = out[1] * out[2]
-        return positions * (self._fan_in(p, inputs[0][0]) + (p.out if p.bias else 0))
+        return prod(out[1:]) * (self._fan_in(p, inputs[0]) + (p.out if p.bias else 0))
 
     def warnings(self, p, inputs, out):
-        return _floor_warnings(p, inputs[0], _padding(p))
+        return _floor_warnings(p, inputs[0])
 
     def window(self, p, shape):
-        return p.kernel, p.stride, _padding(p), p.dilation
+        return conv_axes(p, shape)
 
     def torch(self, p, inputs, out):
         from archspec.compile import modules
 
-        c = inputs[0][0]
+        shape = inputs[0]
+        kernel, stride, _, dilation = conv_axes(p, shape)
+        padding = _torch_padding(p, shape)
         if p.connections is not None:
-            return modules.TableConv2d(c, p.out, p.connections, p.kernel, p.stride, p.padding,
-                                       p.dilation, p.bias)
+            return modules.TableConv(shape[0], p.out, p.connections, kernel, stride, padding,
+                                     dilation, p.bias)
         import torch.nn as nn
 
-        return nn.Conv2d(c, p.out, p.kernel, p.stride, p.padding, p.dilation, p.groups, p.bias)
+        cls = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[spatial_rank(shape) - 1]
+        return cls(shape[0], p.out, kernel, stride, padding, dilation, p.groups, p.bias)
 
 
 class ConvTransposeParams(OpParams):
     out: Positive
-    kernel: Pair
-    stride: Pair = (1, 1)
-    padding: NonNegativePair = (0, 0)
-    output_padding: NonNegativePair = (0, 0)
-    dilation: Pair = (1, 1)
+    kernel: Size
+    stride: Size = 1
+    padding: NonNegativeSize = 0
+    output_padding: NonNegativeSize = 0
+    dilation: Size = 1
     groups: Positive = 1
     bias: bool = True
 
     @model_validator(mode="after")
     def _check(self):
-        for op, s, d in zip(self.output_padding, self.stride, self.dilation):
+        for op, s, d in zip_axes(self.output_padding, self.stride, self.dilation):
             if op >= max(s, d):
                 raise ValueError(f"output_padding must be smaller than stride or dilation. Received: "
                                  f"output_padding={op}, stride={s}, dilation={d}")
@@ -151,12 +179,17 @@ class ConvTransposeParams(OpParams):
         return self
 
 
+def _transpose_axes(p, shape):
+    return tuple(per_axis(getattr(p, key), shape, key)
+                 for key in ("kernel", "stride", "padding", "dilation", "output_padding"))
+
+
 @register
 class ConvTranspose(Op):
-    """2-D transposed convolution ("deconvolution"), used to upsample.
+    """Transposed convolution ("deconvolution"), used to upsample; 1-D, 2-D or 3-D.
 
-    Input shape: (C, H, W). Output shape: (out, H', W') with
-    H' = (H - 1)s - 2p + d(k-1) + output_padding + 1.
+    Input shape: (C, L), (C, H, W) or (C, D, H, W). Output shape: (out, *spatial') with, per
+    axis, i' = (i - 1)s - 2p + d(k-1) + output_padding + 1.
 
     ```yaml
     - conv_transpose: {out: 64, kernel: 2, stride: 2}
@@ -167,45 +200,48 @@ class ConvTranspose(Op):
     Params = ConvTransposeParams
     spatial = "window"
     fresh_output = True
-    onnx_notes = "output_padding is exported as ConvTranspose's output_padding attribute"
+    onnx_notes = "exported as ConvTranspose, output_padding as its output_padding attribute"
 
     def infer(self, p, inputs):
         (shape,) = inputs
-        need_rank("conv_transpose", shape, (3,))
-        c, h, w = shape
+        need_rank("conv_transpose", shape, SPATIAL)
+        c = shape[0]
         if c % p.groups:
             raise ShapeError("groups must divide in_channels", in_channels=c, groups=p.groups)
-        out = tuple(conv_transpose_out(i, k, s, pad, d, op) for i, k, s, pad, d, op in
-                    zip((h, w), p.kernel, p.stride, p.padding, p.dilation, p.output_padding))
+        out = tuple(conv_transpose_out(i, *axis) for i, axis in
+                    zip(shape[1:], zip(*_transpose_axes(p, shape))))
         if min(out) < 1:
             raise ShapeError("conv_transpose padding removes the whole output", input=list(shape),
-                             padding=list(p.padding))
+                             padding=list(per_axis(p.padding, shape, "padding")))
         return (p.out, *out)
 
     def params(self, p, inputs, out):
         c = inputs[0][0]
-        return c * (p.out // p.groups) * p.kernel[0] * p.kernel[1] + (p.out if p.bias else 0)
+        return c * (p.out // p.groups) * prod(per_axis(p.kernel, inputs[0], "kernel")) + (p.out if p.bias else 0)
 
     def macs(self, p, inputs, out):
-        c, h, w = inputs[0]
-        return h * w * c * (p.out // p.groups) * p.kernel[0] * p.kernel[1]
+        shape = inputs[0]
+        return prod(shape) * (p.out // p.groups) * prod(per_axis(p.kernel, shape, "kernel"))
 
     def window(self, p, shape):
         # Each output pixel depends on about k/s input pixels: a fractional stride.
-        return p.kernel, (1, 1), p.padding, p.dilation
+        kernel, _, padding, dilation, _ = _transpose_axes(p, shape)
+        return kernel, (1,) * len(kernel), padding, dilation
 
     def torch(self, p, inputs, out):
         import torch.nn as nn
 
-        return nn.ConvTranspose2d(inputs[0][0], p.out, p.kernel, p.stride, p.padding,
-                                  p.output_padding, p.groups, p.bias, p.dilation)
+        shape = inputs[0]
+        kernel, stride, padding, dilation, output_padding = _transpose_axes(p, shape)
+        cls = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)[spatial_rank(shape) - 1]
+        return cls(shape[0], p.out, kernel, stride, padding, output_padding, p.groups, p.bias, dilation)
 
 
 class LocallyConnectedParams(OpParams):
     out: Positive
-    kernel: Pair
-    stride: Pair = (1, 1)
-    padding: NonNegativePair = (0, 0)
+    kernel: Size
+    stride: Size = 1
+    padding: NonNegativeSize = 0
     bias: bool = True
 
 
@@ -214,7 +250,7 @@ class LocallyConnected(Op):
     """Locally connected layer: a convolution whose weights are NOT shared across positions.
 
     Every output position has its own filter bank (and bias), so parameters grow with the
-    output area — the counterfactual that shows what parameter sharing saves.
+    output area — the counterfactual that shows what parameter sharing saves. 2-D only.
     Input shape: (C, H, W). Output shape: (out, H', W') as for `conv`.
 
     ```yaml
@@ -230,27 +266,32 @@ class LocallyConnected(Op):
 
     def infer(self, p, inputs):
         (shape,) = inputs
-        need_rank("locally_connected", shape, (3,))
+        need_rank("locally_connected", shape, (3,), hint=" (it is 2-D only; use conv on other ranks)")
         q = ConvParams(out=p.out, kernel=p.kernel, stride=p.stride, padding=p.padding)
-        return (p.out, *_spatial_out("locally_connected", q, shape, p.padding))
+        return (p.out, *_spatial_out("locally_connected", q, shape))
 
     def params(self, p, inputs, out):
         c = inputs[0][0]
-        positions = out[1] * out[2]
-        return positions * p.out * c * p.kernel[0] * p.kernel[1] + (positions * p.out if p.bias else 0)
+        positions = prod(out[1:])
+        window = prod(per_axis(p.kernel, inputs[0], "kernel"))
+        return positions * p.out * c * window + (positions * p.out if p.bias else 0)
 
     def macs(self, p, inputs, out):
-        c = inputs[0][0]
-        return out[1] * out[2] * p.out * c * p.kernel[0] * p.kernel[1]
+        return prod(out[1:]) * p.out * inputs[0][0] * prod(per_axis(p.kernel, inputs[0], "kernel"))
 
     def unshared_params(self, p, inputs, out):
         return self.params(p, inputs, out)  # already unshared
 
     def window(self, p, shape):
-        return p.kernel, p.stride, p.padding, (1, 1)
+        kernel, stride, padding, _ = conv_axes(ConvParams(out=1, kernel=p.kernel, stride=p.stride,
+                                                          padding=p.padding), shape)
+        return kernel, stride, padding, (1,) * len(kernel)
 
     def torch(self, p, inputs, out):
         from archspec.compile import modules
 
-        return modules.LocallyConnected2d(inputs[0][0], p.out, inputs[0][1:], out[1:], p.kernel,
-                                          p.stride, p.padding, p.bias)
+        shape = inputs[0]
+        return modules.LocallyConnected2d(shape[0], p.out, shape[1:], out[1:],
+                                          per_axis(p.kernel, shape, "kernel"),
+                                          per_axis(p.stride, shape, "stride"),
+                                          per_axis(p.padding, shape, "padding"), p.bias)

@@ -5,6 +5,8 @@ is ``d(k-1) + 1``.
 """
 from __future__ import annotations
 
+from archspec.ops.registry import AXIS_NAMES
+
 
 def conv_out(i: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> int:
     """Convolution/pooling output size: floor((i + 2p - d(k-1) - 1) / s) + 1."""
@@ -39,10 +41,13 @@ def dropped_pixels(i: int, k: int, s: int, p: int = 0, d: int = 1) -> int:
     return max(0, span % s - p)
 
 
-def floor_warning(what: str, shape, kernel, stride, padding, dilation=(1, 1)) -> list[str]:
-    """One warning naming the axes on which flooring drops input pixels, or none."""
+def floor_warning(what: str, shape, kernel, stride, padding, dilation=None) -> list[str]:
+    """One warning naming the spatial axes of `shape` on which flooring drops input pixels, or
+    none. The per-axis settings have one entry per spatial axis of `shape`."""
+    spatial = tuple(shape[1:])
+    dilation = dilation or (1,) * len(spatial)
     lost = [(axis, dropped_pixels(i, k, s, p, d), i, k, s, p) for axis, i, k, s, p, d in
-            zip(("rows", "columns"), shape[-2:], kernel, stride, padding, dilation)]
+            zip(AXIS_NAMES[len(shape)], spatial, kernel, stride, padding, dilation)]
     lost = [entry for entry in lost if entry[1]]
     if not lost:
         return []

@@ -38,9 +38,11 @@ class Add(Op):
 
 @register
 class Mul(Op):
-    """Element-wise product; a (C, 1, 1) input is broadcast over H and W (SE's channel scale).
+    """Element-wise product; a (C, 1, 1) input is broadcast over H and W (SE's channel scale),
+    and likewise (C, 1) over L and (C, 1, 1, 1) over D, H and W.
 
-    Input shapes: equal, or (C, H, W) with (C, 1, 1). Output shape: the larger one.
+    Input shapes: equal, or (C, H, W) with (C, 1, 1), the same on other ranks.
+    Output shape: the larger one.
 
     ```yaml
     - mul: {from: [input, excite]}
@@ -55,7 +57,7 @@ class Mul(Op):
         full = max(inputs, key=lambda s: (len(s), sum(s)))
         for s in inputs:
             if s != full and not (len(s) == len(full) and s[0] == full[0] and all(d == 1 for d in s[1:])):
-                raise ShapeError("mul needs equal shapes, or (C, 1, 1) beside (C, H, W)", code="AS403",
+                raise ShapeError("mul needs equal shapes, or (C, 1, ...) beside (C, ...) of the same rank", code="AS403",
                                  shapes=_shapes(inputs))
         return full
 

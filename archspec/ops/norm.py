@@ -1,13 +1,20 @@
-"""Normalisation and per-channel affine ops: `batchnorm`, `lrn`, `scale`."""
+"""Normalisation: `batchnorm`, `layer_norm`, `group_norm`, `instance_norm` and `lrn`.
+
+Statistics are never parameters: running means and variances are buffers. Parameters are
+the learned per-channel scale γ (`weight`) and shift β (`bias`) where the op has them."""
 from __future__ import annotations
 
 from pydantic import Field
 
-from archspec.ops.registry import Op, OpParams, Positive, need_rank, register
+from archspec.errors import ShapeError
+from archspec.ops.registry import SPATIAL, Op, OpParams, Positive, need_rank, register, spatial_rank
+
+ANY_RANK = (1, 2, 3, 4)
+Eps = Field(1e-5, gt=0)
 
 
 class BatchNormParams(OpParams):
-    eps: float = Field(1e-5, gt=0)
+    eps: float = Eps
     momentum: float = Field(0.1, ge=0, le=1)
     affine: bool = True
 
@@ -17,7 +24,7 @@ class BatchNorm(Op):
     """Batch normalisation over the channel axis (learned scale γ and shift β per channel;
     running mean/variance are buffers, not parameters).
 
-    Input shape: (C, H, W) or (F,). Output shape: same.
+    Input shape: (F,), (C, L), (C, H, W) or (C, D, H, W). Output shape: same.
 
     ```yaml
     - batchnorm: {id: bn1}
@@ -27,9 +34,10 @@ class BatchNorm(Op):
     name = "batchnorm"
     Params = BatchNormParams
     fresh_output = True
+    onnx_notes = "exported as BatchNormalization with the running statistics (eval mode)"
 
     def infer(self, p, inputs):
-        need_rank("batchnorm", inputs[0], (1, 2, 3))
+        need_rank("batchnorm", inputs[0], ANY_RANK)
         return inputs[0]
 
     def params(self, p, inputs, out):
@@ -38,8 +46,137 @@ class BatchNorm(Op):
     def torch(self, p, inputs, out):
         import torch.nn as nn
 
-        cls = {1: nn.BatchNorm1d, 2: nn.BatchNorm1d, 3: nn.BatchNorm2d}[len(inputs[0])]
+        cls = {1: nn.BatchNorm1d, 2: nn.BatchNorm1d, 3: nn.BatchNorm2d, 4: nn.BatchNorm3d}[len(inputs[0])]
         return cls(inputs[0][0], p.eps, p.momentum, p.affine)
+
+
+class LayerNormParams(OpParams):
+    eps: float = Eps
+    affine: bool = True
+    bias: bool = True
+
+
+@register
+class LayerNorm(Op):
+    """Layer normalisation over the channel axis: at every position, the C values are
+    normalised to zero mean and unit variance, then scaled by γ and shifted by β (both of
+    shape (C,)). On (F,) it normalises the features (nn.LayerNorm); on (C, H, W) it is
+    ConvNeXt's LayerNorm2d (torchvision uses eps 1e-6 there).
+
+    Input shape: (F,), (C, L), (C, H, W) or (C, D, H, W). Output shape: same.
+
+    State-dict keys are `<name>.weight` and `<name>.bias`, shape (C,), as torchvision's.
+
+    ```yaml
+    - layer_norm: {id: norm, eps: 1.0e-6}
+    ```
+    """
+
+    name = "layer_norm"
+    Params = LayerNormParams
+    fresh_output = True
+    onnx_notes = ("exported as LayerNormalization over the last axis, between two Transposes that move "
+                  "the channel axis last and back on (C, ...) inputs")
+
+    def infer(self, p, inputs):
+        need_rank("layer_norm", inputs[0], ANY_RANK)
+        return inputs[0]
+
+    def params(self, p, inputs, out):
+        return inputs[0][0] * (1 + p.bias) if p.affine else 0
+
+    def torch(self, p, inputs, out):
+        from archspec.compile import modules
+
+        return modules.ChannelLayerNorm(inputs[0][0], p.eps, p.affine, p.bias)
+
+
+class GroupNormParams(OpParams):
+    groups: Positive
+    eps: float = Eps
+    affine: bool = True
+
+
+@register
+class GroupNorm(Op):
+    """Group normalisation: channels split into `groups` groups, each normalised over its
+    channels and all positions; then a per-channel γ and β (Wu & He 2018). Every output
+    depends on every position of its group, so the receptive field becomes the whole input.
+
+    Input shape: (F,), (C, L), (C, H, W) or (C, D, H, W). Output shape: same.
+
+    ```yaml
+    - group_norm: {groups: 32}
+    ```
+    """
+
+    name = "group_norm"
+    Params = GroupNormParams
+    spatial = "global"  # its statistics span every position: each output depends on all of them
+    fresh_output = True
+    onnx_notes = ("exported as Reshape to (N, groups, -1), InstanceNormalization, Reshape back, and "
+                  "Mul and Add by γ and β")
+
+    def infer(self, p, inputs):
+        (shape,) = inputs
+        need_rank("group_norm", shape, ANY_RANK)
+        if shape[0] % p.groups:
+            raise ShapeError("groups must divide the channels", channels=shape[0], groups=p.groups)
+        return shape
+
+    def params(self, p, inputs, out):
+        return 2 * inputs[0][0] if p.affine else 0
+
+    def torch(self, p, inputs, out):
+        import torch.nn as nn
+
+        return nn.GroupNorm(p.groups, inputs[0][0], p.eps, p.affine)
+
+
+class InstanceNormParams(OpParams):
+    eps: float = Eps
+    momentum: float = Field(0.1, ge=0, le=1)
+    affine: bool = False
+    track_running_stats: bool = False
+
+
+@register
+class InstanceNorm(Op):
+    """Instance normalisation: every channel of every sample normalised over its positions
+    (Ulyanov et al. 2016). PyTorch's defaults: no γ/β (`affine: false`) and no running
+    statistics (`track_running_stats: false`, so eval mode normalises with the sample's own
+    statistics); both can be switched on. With the sample's statistics every output depends
+    on every position: the receptive field becomes the whole input.
+
+    Input shape: (C, L), (C, H, W) or (C, D, H, W). Output shape: same.
+
+    ```yaml
+    - instance_norm: {affine: true}
+    ```
+    """
+
+    name = "instance_norm"
+    Params = InstanceNormParams
+    fresh_output = True
+
+    def spatial_kind(self, p):
+        # The sample's own statistics span every position (global); running ones do not.
+        return "pointwise" if p.track_running_stats else "global"
+    onnx_notes = ("exported as InstanceNormalization; with track_running_stats, as BatchNormalization "
+                  "with the running statistics (eval mode), reshaped to (1, N·C, ...)")
+
+    def infer(self, p, inputs):
+        need_rank("instance_norm", inputs[0], SPATIAL)
+        return inputs[0]
+
+    def params(self, p, inputs, out):
+        return 2 * inputs[0][0] if p.affine else 0
+
+    def torch(self, p, inputs, out):
+        import torch.nn as nn
+
+        cls = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)[spatial_rank(inputs[0]) - 1]
+        return cls(inputs[0][0], p.eps, p.momentum, p.affine, p.track_running_stats)
 
 
 class LRNParams(OpParams):
@@ -55,7 +192,7 @@ class LRN(Op):
 
     b_c = a_c / (k + α/n · Σ_{c' near c} a_c'²)^β over `size` = n channels (PyTorch's
     convention: α is divided by n).
-    Input shape: (C, H, W). Output shape: same.
+    Input shape: (C, L), (C, H, W) or (C, D, H, W). Output shape: same.
 
     ```yaml
     - lrn: {size: 5, alpha: 0.0001, beta: 0.75, k: 2}
@@ -69,39 +206,10 @@ class LRN(Op):
                   "PyTorch's asymmetric window")
 
     def infer(self, p, inputs):
-        need_rank("lrn", inputs[0], (3,))
+        need_rank("lrn", inputs[0], SPATIAL)
         return inputs[0]
 
     def torch(self, p, inputs, out):
         import torch.nn as nn
 
         return nn.LocalResponseNorm(p.size, p.alpha, p.beta, p.k)
-
-
-class ScaleParams(OpParams):
-    bias: bool = True
-
-
-@register
-class Scale(Op):
-    """Learnable per-channel multiplier and bias: y_c = w_c·x_c + b_c (LeNet-5's subsampling
-    layers multiply the pooled sum by a trainable coefficient and add a trainable bias).
-
-    Input shape: (C, H, W) or (F,). Output shape: same.
-
-    ```yaml
-    - scale
-    ```
-    """
-
-    name = "scale"
-    Params = ScaleParams
-    fresh_output = True
-
-    def params(self, p, inputs, out):
-        return inputs[0][0] * (2 if p.bias else 1)
-
-    def torch(self, p, inputs, out):
-        from archspec.compile import modules
-
-        return modules.ChannelScale(inputs[0][0], len(inputs[0]), p.bias)

@@ -1,4 +1,5 @@
-"""Pooling: windowed max/average pooling, global pooling and adaptive average pooling."""
+"""Pooling: windowed max/average pooling, global pooling and adaptive average pooling, on
+(C, L), (C, H, W) and (C, D, H, W) inputs (PyTorch's *Pool1d/2d/3d)."""
 from __future__ import annotations
 
 from typing import Optional
@@ -7,84 +8,102 @@ from pydantic import model_validator
 
 from archspec.errors import ShapeError
 from archspec.ops.formulas import floor_warning, pool_out
-from archspec.ops.registry import NonNegativePair, Op, OpParams, Pair, need_rank, register
+from archspec.ops.registry import (AXIS_NAMES, SPATIAL, NonNegativeSize, Op, OpParams, Size, need_rank,
+                                   per_axis, register, spatial_rank, zip_axes)
 
 
 class PoolParams(OpParams):
-    kernel: Pair
-    stride: Optional[Pair] = None  # defaults to the kernel, as in PyTorch
-    padding: NonNegativePair = (0, 0)
+    kernel: Size
+    stride: Optional[Size] = None  # defaults to the kernel, as in PyTorch
+    padding: NonNegativeSize = 0
     ceil_mode: bool = False
 
     @model_validator(mode="after")
     def _check(self):
-        for k, pad in zip(self.kernel, self.padding):
+        for k, pad in zip_axes(self.kernel, self.padding):
             if 2 * pad > k:
                 raise ValueError(f"padding must be at most half the kernel (PyTorch's rule). "
-                                 f"Received: kernel={list(self.kernel)}, padding={list(self.padding)}")
+                                 f"Received: kernel={_text(self.kernel)}, padding={_text(self.padding)}")
         return self
 
-    @property
-    def strides(self):
-        return self.stride or self.kernel
+
+def _text(value):
+    return value if isinstance(value, int) else list(value)
 
 
 class MaxPoolParams(PoolParams):
-    dilation: Pair = (1, 1)
+    dilation: Size = 1
 
 
 class AvgPoolParams(PoolParams):
     count_include_pad: bool = True
 
 
+def pool_axes(p, shape) -> tuple[tuple[int, ...], ...]:
+    """(kernel, stride, padding, dilation) per spatial axis of `shape`."""
+    kernel = per_axis(p.kernel, shape, "kernel")
+    stride = kernel if p.stride is None else per_axis(p.stride, shape, "stride")
+    padding = per_axis(p.padding, shape, "padding")
+    dilation = per_axis(getattr(p, "dilation", 1), shape, "dilation")
+    return kernel, stride, padding, dilation
+
+
 class _WindowPool(Op):
     spatial = "window"
     fresh_output = True
+    torch_classes: tuple = ()  # torch.nn class names for 1-D, 2-D, 3-D
 
     def infer(self, p, inputs):
         (shape,) = inputs
-        need_rank(self.name, shape, (3,))
-        c, h, w = shape
-        d = getattr(p, "dilation", (1, 1))
-        out = tuple(pool_out(i, k, s, pad, dd, p.ceil_mode)
-                    for i, k, s, pad, dd in zip((h, w), p.kernel, p.strides, p.padding, d))
+        need_rank(self.name, shape, SPATIAL)
+        kernel, stride, padding, dilation = pool_axes(p, shape)
+        for k, pad in zip(kernel, padding):
+            if 2 * pad > k:  # a list of one length beside a number: checked here, per axis
+                raise ShapeError("padding must be at most half the kernel (PyTorch's rule)",
+                                 kernel=list(kernel), padding=list(padding))
+        out = tuple(pool_out(i, k, s, pad, d, p.ceil_mode)
+                    for i, k, s, pad, d in zip(shape[1:], kernel, stride, padding, dilation))
         if min(out) < 1:
             raise ShapeError(f"{self.name} window is larger than its (padded) input", input=list(shape),
-                             kernel=list(p.kernel), padding=list(p.padding))
-        return (c, *out)
+                             kernel=list(kernel), padding=list(padding))
+        return (shape[0], *out)
 
     def warnings(self, p, inputs, out):
         if p.ceil_mode:
             return []
-        notes = floor_warning("the pooling", inputs[0], p.kernel, p.strides, p.padding,
-                              getattr(p, "dilation", (1, 1)))
+        notes = floor_warning("the pooling", inputs[0], *pool_axes(p, inputs[0]))
         return [n + "; ceil_mode: true keeps them" for n in notes]
 
     def window(self, p, shape):
-        return p.kernel, p.strides, p.padding, getattr(p, "dilation", (1, 1))
+        return pool_axes(p, shape)
 
     def onnx_refusal(self, p, inputs, out):
         # ONNX's ceil_mode output size keeps a last window that starts in the right padding;
         # PyTorch drops it (formulas.pool_out), so the ONNX graph would compute another shape.
         if not p.ceil_mode:
             return None
-        d = getattr(p, "dilation", (1, 1))
-        for axis, i, k, s, pad, dd, o in zip(("rows", "columns"), inputs[0][1:], p.kernel, p.strides,
-                                             p.padding, d, out[1:]):
-            onnx_o = -(-(i + 2 * pad - dd * (k - 1) - 1) // s) + 1
+        shape = inputs[0]
+        for axis, i, k, s, pad, d, o in zip(AXIS_NAMES[len(shape)], shape[1:], *pool_axes(p, shape), out[1:]):
+            onnx_o = -(-(i + 2 * pad - d * (k - 1) - 1) // s) + 1
             if onnx_o != o:
-                return (f"with ceil_mode PyTorch drops the last window along {axis} because it would "
+                return (f"with ceil_mode PyTorch drops the last window along the {axis} because it would "
                         f"start in the right padding (i={i}, k={k}, s={s}, p={pad}: {o} outputs), "
                         f"ONNX keeps it ({onnx_o} outputs); use ceil_mode: false or less padding")
         return None
 
+    def torch_class(self, shape):
+        import torch.nn as nn
+
+        return getattr(nn, self.torch_classes[spatial_rank(shape) - 1])
+
 
 @register
 class MaxPool(_WindowPool):
-    """Max pooling over k×k windows.
+    """Max pooling over windows, 1-D, 2-D or 3-D.
 
-    Input shape: (C, H, W). Output shape: (C, H', W'), H' = floor((H + 2p - d(k-1) - 1)/s) + 1
-    (ceil with `ceil_mode`, dropping a last window that would start in the right padding).
+    Input shape: (C, L), (C, H, W) or (C, D, H, W). Output shape: (C, *spatial') with, per
+    axis, i' = floor((i + 2p - d(k-1) - 1)/s) + 1 (ceil with `ceil_mode`, dropping a last
+    window that would start in the right padding).
 
     ```yaml
     - maxpool: {kernel: 3, stride: 2}
@@ -93,18 +112,22 @@ class MaxPool(_WindowPool):
 
     name = "maxpool"
     Params = MaxPoolParams
+    torch_classes = ("MaxPool1d", "MaxPool2d", "MaxPool3d")
+    onnx_notes = ("exported as MaxPool; with ceil_mode, a last window that would start in the right "
+                  "padding is refused (PyTorch drops it, ONNX keeps it)")
 
     def torch(self, p, inputs, out):
-        import torch.nn as nn
-
-        return nn.MaxPool2d(p.kernel, p.strides, p.padding, p.dilation, ceil_mode=p.ceil_mode)
+        kernel, stride, padding, dilation = pool_axes(p, inputs[0])
+        return self.torch_class(inputs[0])(kernel, stride, padding, dilation, ceil_mode=p.ceil_mode)
 
 
 @register
 class AvgPool(_WindowPool):
-    """Average pooling over k×k windows (`count_include_pad` counts zero padding in the mean).
+    """Average pooling over windows (`count_include_pad` counts zero padding in the mean),
+    1-D, 2-D or 3-D.
 
-    Input shape: (C, H, W). Output shape: (C, H', W') as for `maxpool`.
+    Input shape: (C, L), (C, H, W) or (C, D, H, W). Output shape: (C, *spatial') as for
+    `maxpool`.
 
     ```yaml
     - avgpool: {kernel: 2, stride: 2}
@@ -113,31 +136,38 @@ class AvgPool(_WindowPool):
 
     name = "avgpool"
     Params = AvgPoolParams
+    torch_classes = ("AvgPool1d", "AvgPool2d", "AvgPool3d")
     onnx_notes = ("exported as AveragePool; with ceil_mode, a last window that would start in the right "
                   "padding is refused (PyTorch drops it, ONNX keeps it)")
 
     def torch(self, p, inputs, out):
-        import torch.nn as nn
-
-        return nn.AvgPool2d(p.kernel, p.strides, p.padding, ceil_mode=p.ceil_mode,
-                            count_include_pad=p.count_include_pad)
+        kernel, stride, padding, _ = pool_axes(p, inputs[0])
+        return self.torch_class(inputs[0])(kernel, stride, padding, ceil_mode=p.ceil_mode,
+                                           count_include_pad=p.count_include_pad)
 
 
 class _GlobalPool(Op):
     spatial = "global"
     fresh_output = True
+    torch_classes: tuple = ()
 
     def infer(self, p, inputs):
         (shape,) = inputs
-        need_rank(self.name, shape, (3,))
-        return (shape[0], 1, 1)
+        need_rank(self.name, shape, SPATIAL)
+        return (shape[0],) + (1,) * spatial_rank(shape)
+
+    def torch(self, p, inputs, out):
+        import torch.nn as nn
+
+        return getattr(nn, self.torch_classes[spatial_rank(inputs[0]) - 1])(1)
 
 
 @register
 class GlobalAvgPool(_GlobalPool):
     """Global average pooling: one mean per channel (NiN, GoogLeNet, ResNet heads).
 
-    Input shape: (C, H, W). Output shape: (C, 1, 1).
+    Input shape: (C, L), (C, H, W) or (C, D, H, W). Output shape: (C, 1), (C, 1, 1) or
+    (C, 1, 1, 1).
 
     ```yaml
     - global_avgpool
@@ -145,18 +175,16 @@ class GlobalAvgPool(_GlobalPool):
     """
 
     name = "global_avgpool"
-
-    def torch(self, p, inputs, out):
-        import torch.nn as nn
-
-        return nn.AdaptiveAvgPool2d(1)
+    torch_classes = ("AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d")
+    onnx_notes = "exported as ReduceMean over the spatial axes (on (C, L), between Unsqueeze and Squeeze)"
 
 
 @register
 class GlobalMaxPool(_GlobalPool):
     """Global max pooling: one maximum per channel.
 
-    Input shape: (C, H, W). Output shape: (C, 1, 1).
+    Input shape: (C, L), (C, H, W) or (C, D, H, W). Output shape: (C, 1), (C, 1, 1) or
+    (C, 1, 1, 1).
 
     ```yaml
     - global_maxpool
@@ -164,22 +192,21 @@ class GlobalMaxPool(_GlobalPool):
     """
 
     name = "global_maxpool"
-
-    def torch(self, p, inputs, out):
-        import torch.nn as nn
-
-        return nn.AdaptiveMaxPool2d(1)
+    torch_classes = ("AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d")
+    onnx_notes = "exported as ReduceMax over the spatial axes"
 
 
 class AdaptivePoolParams(OpParams):
-    size: Pair
+    size: Size
 
 
 @register
 class AdaptiveAvgPool(Op):
-    """Adaptive average pooling to a fixed output size (bins may overlap when sizes don't divide).
+    """Adaptive average pooling to a fixed output size (bins may overlap when sizes don't
+    divide), 1-D, 2-D or 3-D.
 
-    Input shape: (C, H, W). Output shape: (C, size_h, size_w).
+    Input shape: (C, L), (C, H, W) or (C, D, H, W). Output shape: (C, *size), `size` given
+    once for every spatial axis or per axis.
 
     ```yaml
     - adaptive_avgpool: {size: 7}
@@ -190,21 +217,32 @@ class AdaptiveAvgPool(Op):
     Params = AdaptivePoolParams
     spatial = "window"
     fresh_output = True
-    onnx_notes = ("exported as GlobalAveragePool/AveragePool when the sizes divide, else as a gather of "
-                  "each bin's pixels and a mean (exact, slower)")
+    onnx_notes = ("exported as ReduceMean (size 1) or AveragePool when the sizes divide, else as a gather "
+                  "of each bin's pixels and a mean (exact, slower); 3-D to sizes other than 1 is refused "
+                  "(the exporter has no translation for it)")
 
     def infer(self, p, inputs):
         (shape,) = inputs
-        need_rank(self.name, shape, (3,))
-        return (shape[0], *p.size)
+        need_rank(self.name, shape, SPATIAL)
+        return (shape[0], *per_axis(p.size, shape, "size"))
 
     def window(self, p, shape):
         # Bin j spans [floor(j*i/o), ceil((j+1)*i/o)): at most ceil(i/o) + 1 pixels wide.
-        kernel = tuple(-(-i // o) + (1 if i % o else 0) for i, o in zip(shape[1:], p.size))
-        stride = tuple(max(1, i // o) for i, o in zip(shape[1:], p.size))
-        return kernel, stride, (0, 0), (1, 1)
+        size = per_axis(p.size, shape, "size")
+        kernel = tuple(-(-i // o) + (1 if i % o else 0) for i, o in zip(shape[1:], size))
+        stride = tuple(max(1, i // o) for i, o in zip(shape[1:], size))
+        n = len(size)
+        return kernel, stride, (0,) * n, (1,) * n
+
+    def onnx_refusal(self, p, inputs, out):
+        if spatial_rank(inputs[0]) == 3 and set(out[1:]) != {1}:
+            return ("PyTorch's ONNX exporter has no translation of 3-D adaptive average pooling to "
+                    f"sizes other than 1 (size {list(out[1:])}); use global_avgpool, or avgpool with "
+                    "kernel = stride = input size / output size where that divides")
+        return None
 
     def torch(self, p, inputs, out):
         import torch.nn as nn
 
-        return nn.AdaptiveAvgPool2d(p.size)
+        cls = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)[spatial_rank(inputs[0]) - 1]
+        return cls(per_axis(p.size, inputs[0], "size"))

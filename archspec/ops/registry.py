@@ -9,11 +9,12 @@ from __future__ import annotations
 from math import prod
 from typing import Annotated, ClassVar, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from archspec.errors import ShapeError
 
-Shape = tuple  # output shape without batch: (C, H, W), (C, L) or (F,)
+Shape = tuple  # without batch: (F,), (C, L), (C, H, W) or (C, D, H, W)
+MAX_SPATIAL = 3  # spatial axes of the largest input rank, (C, D, H, W)
 
 
 class OpParams(BaseModel):
@@ -22,15 +23,14 @@ class OpParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
-def _as_pair(value):
-    return (value, value) if isinstance(value, int) else tuple(value)
-
-
 Positive = Annotated[int, Field(ge=1, strict=True)]
 NonNegative = Annotated[int, Field(ge=0, strict=True)]
-Pair = Annotated[Union[Positive, tuple[Positive, Positive]], AfterValidator(_as_pair)]
-NonNegativePair = Annotated[Union[NonNegative, tuple[NonNegative, NonNegative]],
-                            AfterValidator(_as_pair)]
+# A per-axis setting (kernel, stride, padding, ...): one number for every spatial axis, or a
+# list with one entry per axis. The rank is the input's, known only when the shape rule runs
+# (`per_axis`), so the schema accepts 1 to 3 entries.
+Size = Union[Positive, Annotated[tuple[Positive, ...], Field(min_length=1, max_length=MAX_SPATIAL)]]
+NonNegativeSize = Union[NonNegative, Annotated[tuple[NonNegative, ...],
+                                               Field(min_length=1, max_length=MAX_SPATIAL)]]
 
 
 class NoParams(OpParams):
@@ -56,6 +56,11 @@ class Op:
     # later in-place op may overwrite it)? Unknown ops are neither: never overwritten.
     aliases_input: ClassVar[bool] = False
     fresh_output: ClassVar[bool] = False
+    # The op is one learnable tensor that multiplies its input: `torch()` returns an
+    # nn.Parameter, which the compiler installs on the parent module under the node's own name
+    # (torchvision's ConvNeXt keeps `features.1.0.layer_scale` so, not `....layer_scale.weight`)
+    # and the generated code multiplies by (get_attr + mul).
+    bare_parameter: ClassVar[bool] = False
     onnx_notes: ClassVar[str] = ""
 
     def infer(self, p, inputs: list[Shape]) -> Shape:
@@ -84,12 +89,19 @@ class Op:
         position), or None for ops that share no weights across positions."""
         return None
 
-    def window(self, p, shape: Shape) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]]:
-        """(kernel, stride, padding, dilation) per spatial axis of an input of `shape`, for
-        receptive-field analysis."""
-        return (1, 1), (1, 1), (0, 0), (1, 1)
+    def spatial_kind(self, p) -> str:
+        """`spatial` for this configuration (the settings may change it)."""
+        return self.spatial
+
+    def window(self, p, shape: Shape) -> tuple[tuple[int, ...], ...]:
+        """(kernel, stride, padding, dilation), each a tuple with one entry per spatial axis
+        of an input of `shape`, for receptive-field analysis."""
+        n = spatial_rank(shape)
+        return (1,) * n, (1,) * n, (0,) * n, (1,) * n
 
     def torch(self, p, inputs: list[Shape], out: Shape):
+        """The PyTorch module computing this node (an nn.Parameter for `bare_parameter` ops);
+        torch is imported inside, so the static path never loads it."""
         raise NotImplementedError(f"op '{self.name}' has no PyTorch builder")
 
     @classmethod
@@ -114,13 +126,46 @@ register = OPS.register
 # ---- small shape helpers shared by op families ---------------------------------------------
 
 
+RANK_NAMES = {1: "(features,)", 2: "(C, L)", 3: "(C, H, W)", 4: "(C, D, H, W)"}
+SPATIAL = (2, 3, 4)  # the ranks with spatial axes: (C, L), (C, H, W), (C, D, H, W)
+# What the spatial axes are called in messages, by input rank.
+AXIS_NAMES = {2: ("positions",), 3: ("rows", "columns"), 4: ("depth slices", "rows", "columns")}
+
+
 def need_rank(op: str, shape: Shape, ranks: tuple[int, ...], hint: str = "") -> None:
     if len(shape) not in ranks:
-        want = " or ".join(_RANK_NAMES[r] for r in ranks)
+        want = " or ".join(RANK_NAMES[r] for r in ranks)
         raise ShapeError(f"{op} needs a {want} input{hint}", input=list(shape))
 
 
-_RANK_NAMES = {1: "(features,)", 2: "(C, L)", 3: "(C, H, W)"}
+def spatial_rank(shape: Shape) -> int:
+    """Spatial axes of a (C, *spatial) shape: 1 for (C, L), 2 for (C, H, W); 0 for (F,)."""
+    return max(len(shape) - 1, 0)
+
+
+def per_axis(value, shape: Shape, key: str) -> tuple[int, ...]:
+    """A per-axis setting (`Size`) for the spatial axes of `shape`: a number is used on every
+    axis; a list must have one entry per axis."""
+    n = spatial_rank(shape)
+    if isinstance(value, int):
+        return (value,) * n
+    if len(value) != n:
+        axes = "axis" if n == 1 else "axes"
+        raise ShapeError(f"'{key}' needs one entry per spatial axis of a {RANK_NAMES[len(shape)]} "
+                         f"input ({n} {axes}), or one number for all",
+                         **{key: list(value)}, input=list(shape))
+    return tuple(value)
+
+
+def zip_axes(*values):
+    """Per-axis settings side by side, a number repeated to the length of the lists given,
+    for cross-setting checks in a schema (before the rank is known). Lists of different
+    lengths yield nothing here: the shape rule reports them against the input's rank."""
+    lengths = {len(v) for v in values if not isinstance(v, int)}
+    if len(lengths) > 1:
+        return []
+    n = lengths.pop() if lengths else 1
+    return list(zip(*[(v,) * n if isinstance(v, int) else v for v in values]))
 
 
 def numel(shape: Shape) -> int:

@@ -1,17 +1,24 @@
-"""Resizing without weights: `upsample`."""
+"""Resizing without weights: `upsample` and `pixel_shuffle`.
+
+Receptive fields: both are treated as pointwise (an output pixel sees the field of the input
+pixel it comes from; the jump is not divided by the factor)."""
 from __future__ import annotations
 
 from typing import Literal, Optional
 
 from pydantic import model_validator
 
-from archspec.ops.registry import Op, OpParams, Pair, need_rank, register
+from archspec.errors import ShapeError
+from archspec.ops.registry import SPATIAL, Op, OpParams, Positive, Size, need_rank, per_axis, register
+
+# Interpolating modes, by the number of spatial axes they work on (PyTorch's rule).
+LINEAR_MODES = {"linear": 1, "bilinear": 2, "trilinear": 3}
 
 
 class UpsampleParams(OpParams):
-    scale: Optional[Pair] = None
-    size: Optional[Pair] = None
-    mode: Literal["nearest", "bilinear"] = "nearest"
+    scale: Optional[Size] = None
+    size: Optional[Size] = None
+    mode: Literal["nearest", "linear", "bilinear", "trilinear"] = "nearest"
     align_corners: Optional[bool] = None
 
     @model_validator(mode="after")
@@ -19,15 +26,18 @@ class UpsampleParams(OpParams):
         if (self.scale is None) == (self.size is None):
             raise ValueError("give exactly one of 'scale' or 'size'")
         if self.align_corners is not None and self.mode == "nearest":
-            raise ValueError("align_corners only applies to mode 'bilinear'")
+            raise ValueError("align_corners only applies to the interpolating modes "
+                             "(linear, bilinear, trilinear)")
         return self
 
 
 @register
 class Upsample(Op):
-    """Upsampling by an integer factor or to a fixed size (nearest or bilinear).
+    """Upsampling by integer factors or to a fixed size: `nearest` on any rank, or linear
+    interpolation — `linear` on (C, L), `bilinear` on (C, H, W), `trilinear` on (C, D, H, W).
 
-    Input shape: (C, H, W). Output shape: (C, H·scale, W·scale) or (C, size_h, size_w).
+    Input shape: (C, L), (C, H, W) or (C, D, H, W). Output shape: (C, i·scale per axis) or
+    (C, *size).
 
     ```yaml
     - upsample: {scale: 2, mode: bilinear, align_corners: false}
@@ -37,21 +47,63 @@ class Upsample(Op):
     name = "upsample"
     Params = UpsampleParams
     fresh_output = True
+    onnx_notes = ("exported as Resize (mode nearest or linear); `linear` on (C, L) as a decomposition "
+                  "(GatherND, Sub, Mul, Add)")
 
     def infer(self, p, inputs):
-        need_rank("upsample", inputs[0], (3,))
-        c, h, w = inputs[0]
+        (shape,) = inputs
+        need_rank("upsample", shape, SPATIAL)
+        n = len(shape) - 1
+        if p.mode in LINEAR_MODES and LINEAR_MODES[p.mode] != n:
+            want = next(m for m, k in LINEAR_MODES.items() if k == n)
+            raise ShapeError(f"mode '{p.mode}' interpolates {LINEAR_MODES[p.mode]} spatial axes; "
+                             f"use '{want}' (or 'nearest') on this input", input=list(shape))
         if p.size is not None:
-            return (c, *p.size)
-        return (c, h * p.scale[0], w * p.scale[1])
-
-    def window(self, p, shape):
-        return (1, 1), (1, 1), (0, 0), (1, 1)
+            return (shape[0], *per_axis(p.size, shape, "size"))
+        return (shape[0], *(i * s for i, s in zip(shape[1:], per_axis(p.scale, shape, "scale"))))
 
     def torch(self, p, inputs, out):
         import torch.nn as nn
 
         if p.size is not None:
-            return nn.Upsample(size=p.size, mode=p.mode, align_corners=p.align_corners)
-        return nn.Upsample(scale_factor=tuple(float(s) for s in p.scale), mode=p.mode,
-                           align_corners=p.align_corners)
+            return nn.Upsample(size=per_axis(p.size, inputs[0], "size"), mode=p.mode,
+                               align_corners=p.align_corners)
+        return nn.Upsample(scale_factor=tuple(float(s) for s in per_axis(p.scale, inputs[0], "scale")),
+                           mode=p.mode, align_corners=p.align_corners)
+
+
+class PixelShuffleParams(OpParams):
+    factor: Positive
+
+
+@register
+class PixelShuffle(Op):
+    """Sub-pixel upsampling (Shi et al. 2016): channels c·r² + i·r + j become pixel (i, j) of an
+    r×r cell of channel c (PyTorch's PixelShuffle, r = `factor`). 2-D only.
+
+    Input shape: (C·r², H, W). Output shape: (C, H·r, W·r).
+
+    ```yaml
+    - pixel_shuffle: {factor: 2}
+    ```
+    """
+
+    name = "pixel_shuffle"
+    Params = PixelShuffleParams
+    fresh_output = True
+    onnx_notes = "exported as DepthToSpace with mode CRD (PyTorch's channel order)"
+
+    def infer(self, p, inputs):
+        (shape,) = inputs
+        need_rank("pixel_shuffle", shape, (3,), hint=" (PyTorch's pixel shuffle is 2-D only)")
+        c, h, w = shape
+        r2 = p.factor * p.factor
+        if c % r2:
+            raise ShapeError("pixel_shuffle needs channels divisible by factor²", channels=c,
+                             factor=p.factor)
+        return (c // r2, h * p.factor, w * p.factor)
+
+    def torch(self, p, inputs, out):
+        import torch.nn as nn
+
+        return nn.PixelShuffle(p.factor)

@@ -357,18 +357,19 @@ def _span(blocks) -> str:
 # ---- formatting --------------------------------------------------------------------------
 
 
-def _as_tuple(value) -> tuple:
-    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+def _as_tuple(value, axes: int = 2) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * axes
 
 
 def _attrs(params, shape) -> str:
     """Key settings of an op, read from its parameter names (never from the op's name):
     '7×7/2, 64' for a 7×7 stride-2 conv with 64 outputs."""
     values = dict(params) if params is not None else {}
+    axes = max(len(shape) - 1, 1)  # spatial axes: a kernel of 3 is 3×3×3 on (C, D, H, W)
     parts = []
     kernel = values.get("kernel")
     if kernel is not None:
-        text = _pair(kernel)
+        text = _pair(kernel, axes=axes)
         stride = values.get("stride", 1)
         stride = kernel if stride is None else stride  # pooling: the stride defaults to the kernel
         if _pair(stride, square=True) != "1":
@@ -380,8 +381,8 @@ def _attrs(params, shape) -> str:
             parts.append(fmt.format(_pair(value, square=True)))
     if values.get("out") is not None:
         parts.append(str(values["out"]))
-    if values.get("size") is not None and tuple(shape[1:]) == _as_tuple(values["size"]):
-        parts.append(f"→ {_pair(values['size'])}")  # an output size (adaptive pooling, resizing)
+    if values.get("size") is not None and tuple(shape[1:]) == _as_tuple(values["size"], axes):
+        parts.append(f"→ {_pair(values['size'], axes=axes)}")  # an output size (adaptive pooling, resizing)
     if values.get("scale") is not None:
         parts.append(f"×{_pair(values['scale'], square=True)}")
     if isinstance(values.get("p"), float):
@@ -389,12 +390,12 @@ def _attrs(params, shape) -> str:
     return ", ".join(parts)
 
 
-def _pair(value, square: bool = False) -> str:
+def _pair(value, square: bool = False, axes: int = 2) -> str:
     if isinstance(value, (tuple, list)):
         if square and len(set(value)) == 1:
             return str(value[0])
         return "×".join(map(str, value))
-    return str(value) if square else f"{value}×{value}"
+    return str(value) if square else "×".join([str(value)] * axes)
 
 
 def _shape(shape) -> str:

@@ -10,10 +10,16 @@ from archspec.graph.analyze import Report
 COLUMNS = ("layer", "op", "output", "params", "macs", "rf")
 
 
+def _field(sizes: list) -> str:
+    """'11' when every spatial axis has the same field, else '3x7x7'; '-' without spatial axes."""
+    if not sizes:
+        return "-"
+    return str(sizes[0]) if len(set(sizes)) == 1 else "x".join(map(str, sizes))
+
+
 def _rows(report: Report):
     for s in report.layers:
-        rf = s.receptive_field[0] if s.receptive_field[0] == s.receptive_field[1] else \
-            f"{s.receptive_field[0]}x{s.receptive_field[1]}"
+        rf = _field(s.receptive_field)
         name = s.name + (" *" if s.training_only else "")
         yield (name, s.op, "x".join(map(str, s.shape)), f"{s.params:,}" if s.params else "-",
                f"{s.macs:,}" if s.macs else "-", str(rf))

@@ -31,7 +31,7 @@ TOP_LEVEL_DOCS = {
     "archspec": "Format version; always 1.",
     "name": "The network's name (default: the file name without extension).",
     "description": "Free text about the network.",
-    "input": "Input shape without the batch axis: [C, H, W] (or [C, L], [F]).",
+    "input": "Input shape without the batch axis: [C, H, W] (or [C, L], [C, D, H, W], [F]).",
     "vars": "Named constants, used in values as `$name` or `${expression}`.",
     "templates": "User-defined blocks: `{name: {args: {a: required, b: 1}, body: <layer or list>}}`.",
     "layers": "The network: a list of layers, applied in order.",
@@ -132,7 +132,7 @@ def generate() -> dict:
 
     top = _model_schema(SpecFile, {}, owner="spec")
     props = top["properties"]
-    props["input"] = {"type": "array", "minItems": 1, "maxItems": 3,
+    props["input"] = {"type": "array", "minItems": 1, "maxItems": 4,
                       "items": {"type": "integer", "minimum": 1}}
     props["vars"] = {"type": "object", "propertyNames": {"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"},
                      "additionalProperties": {"type": ["integer", "number", "boolean", "string"]}}

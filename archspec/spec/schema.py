@@ -47,9 +47,9 @@ class SpecFile(Strict):
     def _input(cls, value):
         if value is None:
             return value
-        if not 1 <= len(value) <= 3 or any(type(v) is not int or v < 1 for v in value):
-            raise ValueError("input is [C, H, W] (or [C, L], [F]) of positive integers; the batch "
-                             f"axis is implicit. Received: {value}")
+        if not 1 <= len(value) <= 4 or any(type(v) is not int or v < 1 for v in value):
+            raise ValueError("input is [C, H, W] (or [C, L], [C, D, H, W], [F]) of positive integers; "
+                             f"the batch axis is implicit. Received: {value}")
         return value
 
     @field_validator("vars")
