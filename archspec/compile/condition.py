@@ -6,9 +6,9 @@ deep stack of depthwise convolutions) or dominated by a constant, and batch norm
 initial statistics (mean 0, variance 1) is nearly the identity, so a wrong batch-norm export
 goes unseen. Comparing such outputs says little about the file. `condition` therefore:
 
-1. draws batch-norm statistics and affine parameters at random (running mean ~ N(0, 0.5²),
-   running variance ~ U(0.5, 2), γ ~ U(0.5, 1.5), β ~ N(0, 0.2²)), so normalisation is never
-   the identity;
+1. draws normalisation statistics and affine parameters at random (running mean ~ N(0, 0.5²),
+   running variance ~ U(0.5, 2), γ ~ U(0.5, 1.5), β ~ N(0, 0.2²); batch, instance, group and
+   layer norm), so normalisation is never the identity;
 2. runs one forward pass on a standard normal batch and, layer by layer in execution order,
    divides each linear layer's weight and bias (convolutions, transposed convolutions, linear,
    connection-table and locally connected layers, per-channel scales: all linear in their
@@ -27,10 +27,11 @@ import torch.nn as nn
 from archspec.compile import modules
 
 BATCH = 4
-_NORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+_NORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.InstanceNorm1d, nn.InstanceNorm2d,
+         nn.InstanceNorm3d, nn.GroupNorm, nn.LayerNorm)
 _LINEAR_IN_WEIGHTS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
-                      nn.ConvTranspose3d, nn.Linear, modules.TableConv2d, modules.LocallyConnected2d,
-                      modules.ChannelScale)
+                      nn.ConvTranspose3d, nn.Linear, modules.TableConv, modules.LocallyConnected2d,
+                      modules.ChannelScale)  # nn.Linear covers PerPixelLinear
 
 
 @torch.no_grad()
@@ -54,11 +55,12 @@ def condition(module: nn.Module, input_shape, seed: int = 0) -> nn.Module:
 
 
 def _randomize_norm(norm, generator) -> None:
-    if norm.running_mean is not None:
+    if getattr(norm, "running_mean", None) is not None:
         norm.running_mean.copy_(torch.randn(norm.running_mean.shape, generator=generator) * 0.5)
         norm.running_var.copy_(torch.rand(norm.running_var.shape, generator=generator) * 1.5 + 0.5)
-    if norm.weight is not None:
+    if getattr(norm, "weight", None) is not None:
         norm.weight.copy_(torch.rand(norm.weight.shape, generator=generator) + 0.5)
+    if getattr(norm, "bias", None) is not None:
         norm.bias.copy_(torch.randn(norm.bias.shape, generator=generator) * 0.2)
 
 
