@@ -121,9 +121,12 @@ def module_outputs(graph: Graph, training_heads: bool = False) -> list:
 @functools.lru_cache(maxsize=1)
 def live_attributes() -> frozenset:
     """Every attribute a submodule name could shadow: those of real fx.GraphModule and Group
-    instances of the installed torch (not a list written down for one version)."""
+    instances of the installed torch (not only the list archspec.names writes down for the
+    static path, which is included too)."""
+    from archspec.names import MODULE_ATTRIBUTES
+
     graph_module = fx.GraphModule(nn.Module(), fx.Graph())
-    return frozenset(dir(graph_module)) | frozenset(dir(modules.Group()))
+    return frozenset(dir(graph_module)) | frozenset(dir(modules.Group())) | MODULE_ATTRIBUTES
 
 
 def refuse_unsafe_graph(graph: Graph) -> None:
