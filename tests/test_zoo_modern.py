@@ -228,3 +228,35 @@ def test_efficientnet_b1_through_set_on_the_command_line():
     assert report["input"] == [3, 240, 240]
     default = json.loads(run_cli("report", SPECS / "efficientnet.yaml", "-f", "json").stdout)
     assert default["totals"]["params"] == 5_288_548 and default["input"] == [3, 224, 224]
+
+
+# ---- ONNX with torchvision's weights ------------------------------------------------------------
+
+ONNX_CASES = [c for c in CASES if c.torchvision in ("mobilenet_v3_small", "efficientnet_b0")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ONNX_CASES, ids=case_id)
+def test_onnx_export_with_torchvision_weights_runs_like_torchvision(case, tmp_path):
+    """test_onnx_zoo.py exports every spec with archspec's initial weights, under which these
+    nets' logits are nearly zero; with torchvision's (randomised norms) weights the logits are
+    of order 0.1-1, so ONNX Runtime agreeing with torchvision's model says something about
+    hardswish, hardsigmoid, SiLU, the SE gates and the skips in the exported file."""
+    pytest.importorskip("onnxruntime")
+    from archspec.compile.onnx_export import export_onnx
+    from archspec.compile.runtime import create_session
+
+    theirs = torchvision_model(case)
+    randomise_norms(theirs)
+    ours = archspec.build(archspec.expand(load(case, SIDE)), seed=1).eval()
+    load_weights(ours, theirs.state_dict())
+    out = tmp_path / f"{case.torchvision}.onnx"
+    result = export_onnx(ours, out, batches=(1, 3))
+    assert all(row.ok for row in result.report.parity)
+    session = create_session(out, "cpu")
+    x = torch.randn(3, 3, SIDE, SIDE, generator=torch.Generator().manual_seed(5))
+    with torch.inference_mode():
+        expected = theirs(x).numpy()
+    got = session.run(None, {"input": x.numpy()})[0]
+    assert abs(expected).max() > 0.01
+    assert abs(got - expected).max() <= 1e-4
