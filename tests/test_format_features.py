@@ -370,3 +370,11 @@ def test_diff_applies_set_to_both_specs():
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["output"] == [[10], [10]] and data["layers"] == []
+
+
+@pytest.mark.parametrize("command", ["run", "bench"])
+def test_set_is_refused_for_an_onnx_file(command, tmp_path):
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"not read: the options are checked first")
+    result = run_cli(command, model, "--set", "width=2")
+    assert result.returncode == 2 and "--set applies to specs" in result.stderr

@@ -57,8 +57,10 @@ def bench(model: Path = typer.Argument(..., help="Spec file, or an .onnx file (O
     sizes = _parse_batches(batch)
     check_device(device)
     _existing(model)
-    if onnx_file and (input is not None or weights is not None or sets):
-        fail("--input, --weights and --set apply to specs; an .onnx file has them built in", EXIT_USAGE)
+    if onnx_file and (input is not None or weights is not None):
+        fail("--input and --weights apply to specs; an .onnx file has both built in", EXIT_USAGE)
+    if onnx_file and sets:
+        fail("--set applies to specs; an .onnx file has its variables' values built in", EXIT_USAGE)
     module, torch = None, None
     with tempfile.TemporaryDirectory(prefix="archspec-bench-") as tmpdir:
         name, path = model.stem, model

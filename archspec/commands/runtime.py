@@ -130,8 +130,10 @@ def run(model: Path = typer.Argument(..., help="An .onnx file, or a spec (export
         _check_output_path(output)
     check_device(device)
     _existing(model)
-    if onnx_file and (input is not None or weights is not None or sets):
-        fail("--input, --weights and --set apply to specs; an .onnx file has them built in", EXIT_USAGE)
+    if onnx_file and (input is not None or weights is not None):
+        fail("--input and --weights apply to specs; an .onnx file has both built in", EXIT_USAGE)
+    if onnx_file and sets:
+        fail("--set applies to specs; an .onnx file has its variables' values built in", EXIT_USAGE)
     with tempfile.TemporaryDirectory(prefix="archspec-run-") as tmpdir:
         path = model
         if not onnx_file:
