@@ -90,7 +90,7 @@ def load_spec_text(text: str, file: str = "<spec>", base_dir=".", **kwargs) -> S
 def _finish(spec: Spec, var_overrides: dict | None) -> Spec:
     """Apply `--set` overrides, then evaluate the input shape (it may use variables)."""
     for name, text in (var_overrides or {}).items():
-        spec.vars[name] = (parse_override(name, text, spec), spec.vars.get(name, (None, spec.src))[1])
+        spec.vars[name] = (parse_override(name, text, spec), spec.vars[name][1])
         spec.set_vars[name] = text
     if any(is_expression(v) for v in spec.input):
         spec.input = _evaluate_input(spec)
