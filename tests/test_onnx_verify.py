@@ -184,3 +184,26 @@ def test_a_file_missing_an_output_fails_verification(tmp_path):
     with pytest.raises(ExportError) as info:
         onnx_verify.verify(path, module, graph)
     assert info.value.check == "shapes" and "2 outputs" in str(info.value)
+
+
+MNASNET = ROOT / "specs" / "mnasnet0_5.yaml"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not MNASNET.exists(), reason="no MnasNet in the zoo")
+def test_untrained_mnasnet_with_a_weight_off_by_1_percent_fails(tmp_path):
+    """The review's case: untrained MnasNet (build's initialisation, not conditioned) gives
+    outputs of about 1e-8, which an absolute tolerance of 1e-4 never looked at."""
+    spec = archspec.load(MNASNET, input_override=(3, 64, 64))
+    graph = archspec.expand(spec)
+    model = archspec.build(graph, seed=0).eval()
+    path = tmp_path / "mnasnet.onnx"
+    export_onnx(model, path, batches=(1,))
+    x = onnx_verify.random_input(graph.input_shape, 1)
+    assert float(np.abs(onnx_verify.torch_forward(model, x)).max()) < 1e-6
+    bad = copy.deepcopy(model)
+    with torch.no_grad():
+        bad.get_parameter("layers.7.weight").mul_(1.01)
+    with pytest.raises(ExportError) as info:
+        onnx_verify.verify(path, bad, graph, batches=(1,))
+    assert info.value.check == "parity" and info.value.loc is not None
