@@ -156,3 +156,29 @@ def saved_activations(graph: Graph, batch: int = 1, value_bytes: int = 4) -> tup
     for storage, name in run.saved.items():
         per_node[name] = per_node.get(name, 0) + run.sizes[storage]
     return sum(per_node.values()), per_node
+
+
+# ---- the report's memory section ------------------------------------------------------------
+
+
+def memory_summary(graph: Graph, *, batch: int, dtype: str, optimizer: str, inference: dict,
+                   training: dict, saved: int) -> dict:
+    """Bytes at `batch` and `dtype` (applied to weights, gradients, optimizer state and
+    activations alike). `inference`/`training`: the parameter counts of each network
+    ({"params", "trainable_params", "buffers"}); `saved`: saved_activations' total."""
+    size = DTYPES[dtype]
+    peak, at = inference_peak(graph, batch, size)
+    weights = (inference["params"] + inference["buffers"]) * size
+    summary = {
+        "batch": batch, "dtype": dtype, "bytes_per_value": size,
+        "inference": {"params": inference["params"] * size, "buffers": inference["buffers"] * size,
+                      "activations_peak": peak, "peak_at": at, "total": weights + peak},
+        "training": None,
+    }
+    if dtype != "int8":  # int8 is an inference format: nothing trains in it
+        trained = training["trainable_params"] * size
+        parts = {"params": training["params"] * size, "buffers": training["buffers"] * size,
+                 "gradients": trained, "optimizer_state": OPTIMIZERS[optimizer] * trained,
+                 "saved_activations": saved}
+        summary["training"] = {"optimizer": optimizer, **parts, "total": sum(parts.values())}
+    return summary

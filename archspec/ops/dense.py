@@ -35,10 +35,11 @@ class Flatten(_PassOn):
     spatial = "global"
     aliases_input = True  # a view of a contiguous input
     keeps_layout = False
-    flops_rule = "0: a view of a dense input (a copy of any other)"
+    flops_rule = "0: a view of the input (a copy of a channels-last one)"
 
     def output_aliases(self, p, ctx):
-        return ctx.layouts[0] == DENSE  # reshape copies a channels-last or strided input
+        # flatten(1) merges the axes of one sample: a view unless they are stored out of order.
+        return ctx.layouts[0] != CHANNELS_LAST
 
     def view_layout(self, p, inputs, ctx):
         return DENSE

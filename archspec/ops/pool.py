@@ -133,7 +133,7 @@ class MaxPool(_WindowPool):
         return _window(p.kernel) == 1  # a 1-element window only subsamples
 
     def flops(self, p, inputs, out):
-        return (_window(p.kernel) - 1) * prod(out)
+        return (prod(pool_axes(p, inputs[0])[0]) - 1) * prod(out)
 
     def saved(self, p, inputs, out, ctx):
         return [saved_input(), saved_new(ctx.batch * prod(out), "int64")]
@@ -165,7 +165,7 @@ class AvgPool(_WindowPool):
     saves_rule = "its input"
 
     def flops(self, p, inputs, out):
-        return _window(p.kernel) * prod(out)
+        return prod(pool_axes(p, inputs[0])[0]) * prod(out)
 
     def saved(self, p, inputs, out, ctx):
         return [saved_input()]
