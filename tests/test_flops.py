@@ -110,6 +110,10 @@ def measured_flops(graph) -> dict:
             model(x)
     counts = counter.get_flop_counts()
     prefix = type(model).__name__
+    calls = {}  # a module called by several nodes (tied weights) is counted once per call
+    for fx_node in model.graph.nodes:
+        if fx_node.op == "call_module":
+            calls.setdefault(fx_node.target, set()).add(tuple(fx_node.args[0].meta["tensor_meta"].shape))
     found = {}
     for fx_node in model.graph.nodes:
         name = fx_node.meta.get("archspec_node", fx_node.target if fx_node.op == "call_module" else None)
@@ -122,8 +126,10 @@ def measured_flops(graph) -> dict:
         op = graph.nodes[name].op
         if op in WEIGHTED:
             counted = sum(counts.get(f"{prefix}.{fx_node.target}", {}).values())
-            assert counted % BATCH == 0
-            found[name] = weighted_flops(module, counted // BATCH, out)
+            uses = sum(1 for n in model.graph.nodes if n.op == "call_module" and n.target == fx_node.target)
+            assert len(calls[fx_node.target]) == 1, "tied calls on different shapes: cannot split the count"
+            assert counted % (BATCH * uses) == 0
+            found[name] = weighted_flops(module, counted // (BATCH * uses), out)
         else:
             found[name] = elementwise_flops(op, module, ins, out)
     return found

@@ -62,6 +62,9 @@ def _build(graph: Graph, training_heads: bool, init: str, zero_residual: bool) -
     root = nn.Module()
     args = {}
     for node in keep:
+        if node.tie is not None:  # calls its owner's module: one set of parameters (graph/tie.py)
+            args[node.name] = tuple(node.inputs)
+            continue
         in_shapes = [graph.shape(i) for i in node.inputs]
         module = OPS[node.op].torch(node.params, in_shapes, node.shape)
         bare = OPS[node.op].bare_parameter
@@ -78,9 +81,9 @@ def _build(graph: Graph, training_heads: bool, init: str, zero_residual: bool) -
     for node in keep:
         inputs = tuple(values[i] for i in args[node.name])
         if OPS[node.op].bare_parameter:
-            values[node.name] = _multiply_by_parameter(code, node.name, inputs[0])
+            values[node.name] = _multiply_by_parameter(code, node.tie or node.name, inputs[0], node.name)
         else:
-            values[node.name] = code.call_module(node.name, inputs)
+            values[node.name] = _call_module(code, node, inputs)
     if len(outputs) > 1:
         code.output(tuple(values[n] for n in outputs))
     else:
@@ -109,10 +112,21 @@ def _in_place(node, module: nn.Module, slot) -> tuple:
     return inputs
 
 
-def _multiply_by_parameter(code: fx.Graph, name: str, x: fx.Node) -> fx.Node:
-    """`x * self.<name>` for a `bare_parameter` op; the fx node remembers its archspec node
-    (meta "archspec_node"), since it has no submodule of that name."""
-    out = code.call_function(operator.mul, (x, code.get_attr(name)))
+def _call_module(code: fx.Graph, node, inputs: tuple) -> fx.Node:
+    """A call of the node's submodule; a tied node calls its owner's, under its own name in the
+    generated code (`right_conv1 = self.left.conv1(...)`, meta "archspec_node")."""
+    if node.tie is None:
+        return code.call_module(node.name, inputs)
+    call = code.create_node("call_module", node.tie, inputs, name=node.name.replace(".", "_"))
+    call.meta["archspec_node"] = node.name
+    return call
+
+
+def _multiply_by_parameter(code: fx.Graph, target: str, x: fx.Node, name: str) -> fx.Node:
+    """`x * self.<target>` for a `bare_parameter` op (`target`: the node's own name, or the
+    owner it is tied to); the fx node remembers its archspec node `name` (meta
+    "archspec_node"), since it has no submodule of that name."""
+    out = code.call_function(operator.mul, (x, code.get_attr(target)))
     out.meta["archspec_node"] = name
     return out
 

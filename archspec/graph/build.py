@@ -19,6 +19,7 @@ from archspec.errors import ShapeError, SpecError, did_you_mean, raise_all
 from archspec.graph.entries import (declared, evaluate_vars, is_layer_entry, normalize,
                                     path_text)
 from archspec.graph.ir import INPUT, BlockInfo, Diagnostic, Graph, Node
+from archspec.graph.tie import tie_layer
 from archspec.names import name_problem
 from archspec.ops import OPS
 from archspec.spec.compose import Placed, Spec, Template
@@ -180,6 +181,8 @@ class Builder:
         if envelope.expect is not None:
             self._check_expect(envelope.expect, out, body_src, what)
         self.ids[name] = out
+        if envelope.tie is not None and envelope.repeat is None:  # a repeat ties each copy
+            tie_layer(self, name, envelope.tie, scope, body_src.child("tie"), what)
         continues = not (envelope.training_only or envelope.output) or scope.training_only
         if envelope.output or (envelope.training_only and not scope.training_only):
             self.graph.extra_outputs.append(out)
@@ -277,6 +280,9 @@ class Builder:
                 entry.update(envelope.first)
             steps, nodes = self.steps, len(self.graph.nodes)
             current, _ = self.build_layer(Placed({kind: entry}, src), src, inner, inner.qualify(str(i)), current)
+            if envelope.tie is not None:
+                tie_layer(self, inner.qualify(str(i)), envelope.tie, inner, src.child(kind).child("tie"),
+                          what, copy=True)
             if i == 1 and envelope.repeat > 2:
                 left = envelope.repeat - 2
                 self._afford(self.steps - steps, left, src, f"repeat: {envelope.repeat:,}")

@@ -333,6 +333,9 @@ class LocallyConnected(Op):
     def unshared_params(self, p, inputs, out):
         return self.params(p, inputs, out)  # already unshared
 
+    def weight_key(self, p, inputs):
+        return tuple(inputs[0])  # a filter bank per output position: the module is built for one size
+
     def window(self, p, shape):
         kernel, stride, padding, _ = conv_axes(ConvParams(out=1, kernel=p.kernel, stride=p.stride,
                                                           padding=p.padding), shape)

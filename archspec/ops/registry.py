@@ -143,6 +143,11 @@ class Op:
         position), or None for ops that share no weights across positions."""
         return None
 
+    def weight_key(self, p, inputs: list[Shape]) -> tuple:
+        """Beside the settings, what fixes the shapes of the op's parameters, for `tie`: the
+        input's rank and channels (per-position weights need the whole input shape)."""
+        return (len(inputs[0]), inputs[0][0])
+
     def spatial_kind(self, p) -> str:
         """`spatial` for this configuration (the settings may change it)."""
         return self.spatial

@@ -48,6 +48,10 @@ ENVELOPE_DOCS = {
     "repeat": "Repeat the layer N times in sequence (named `<id>.0`, `<id>.1`, ...).",
     "first": "Settings that override the layer's own for the first repetition only (with `repeat`).",
     "doc": "Free text about the layer.",
+    "tie": "An earlier layer (id, resolved like `from`) whose parameters this one uses instead of its own: "
+           "same op and settings, counted once, one module called twice. On a block or template use, every "
+           "layer inside is tied to its namesake in the other; with `repeat`, each copy is tied "
+           "(`tie: 0` shares copy 0's parameters).",
 }
 TEMPLATE_DOCS = {
     "args": "Argument names with their defaults (`required` for arguments without one).",

@@ -68,7 +68,8 @@ class SpecFile(Strict):
         return value
 
 
-ENVELOPE_KEYS = ("id", "from", "trainable", "expect", "training_only", "output", "repeat", "first", "doc")
+ENVELOPE_KEYS = ("id", "from", "trainable", "expect", "training_only", "output", "repeat", "first", "doc",
+                 "tie")
 
 
 class Envelope(Strict):
@@ -83,6 +84,14 @@ class Envelope(Strict):
     repeat: Optional[int] = Field(None, ge=1, le=100_000)
     first: Optional[dict] = None
     doc: str = ""
+    # An earlier layer whose parameters this one uses (graph/tie.py); a repeat's copies are
+    # named by index, so `tie: 0` (a YAML number) names copy 0.
+    tie: Optional[Union[str, Annotated[int, Field(ge=0, strict=True)]]] = None
+
+    @field_validator("tie")
+    @classmethod
+    def _tie_text(cls, value):
+        return str(value) if isinstance(value, int) else value
 
     @property
     def sources(self) -> Optional[list[str]]:
