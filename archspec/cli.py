@@ -159,7 +159,7 @@ def report(spec: Path = typer.Argument(..., help="Spec file."),
         text = json.dumps(rows, indent=2) if format == "json" else render_sharing(rows)
     else:
         report = analyze(graph, batch=batch, dtype=dtype, optimizer=optimizer or "sgd")
-        text = RENDERERS[format](report)
+        text = RENDERERS[format](report, flops=flops)
     if output is None:
         typer.echo(text)
     else:

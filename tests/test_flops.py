@@ -191,3 +191,16 @@ def test_flops_next_to_macs_in_json(tmp_path):
     assert round(totals["macs"] / 1e9, 2) == 15.47
     assert totals["flops"] > 2 * totals["macs"]
     assert all({"macs", "flops"} <= set(layer) for layer in data["layers"])
+
+
+def test_flops_column_only_when_asked():
+    from conftest import SPECS, run_cli
+
+    plain = run_cli("report", SPECS / "lenet5.yaml").stdout
+    shown = run_cli("report", SPECS / "lenet5.yaml", "--flops").stdout
+    assert "FLOPs" not in plain
+    header = next(line for line in shown.splitlines() if line.startswith("Layer"))
+    assert header.split() == ["Layer", "Op", "Output", "Params", "MACs", "FLOPs", "RF"]
+    c1 = next(line for line in shown.splitlines() if line.startswith("c1 "))
+    assert c1.split()[5] == "239,904"  # 2 x 117,600 MACs + 6 x 28 x 28 bias additions
+    assert "FLOPs: " in shown

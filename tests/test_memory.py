@@ -273,3 +273,15 @@ def test_int8_reports_inference_only():
     result = run_cli("report", SPECS / "lenet5.yaml", "--dtype", "int8", "--batch", "4", "-f", "json")
     memory = json.loads(result.stdout)["memory"]
     assert memory["training"] is None and memory["bytes_per_value"] == 1 and memory["batch"] == 4
+
+
+def test_table_shows_memory_at_the_batch_asked():
+    result = run_cli("report", SPECS / "resnet18.yaml", "--batch", "16", "--dtype", "bf16", "--optimizer", "momentum")
+    data = json.loads(run_cli("report", SPECS / "resnet18.yaml", "--batch", "16", "--dtype", "bf16",
+                              "--optimizer", "momentum", "-f", "json").stdout)
+    lines = result.stdout.splitlines()
+    inference = next(line for line in lines if line.startswith("inference memory (batch 16, bf16)"))
+    training = next(line for line in lines if line.startswith("training memory (batch 16, bf16, momentum)"))
+    peak = data["memory"]["inference"]["activations_peak"]
+    assert f"peak activations {peak / 2**20:,.2f} MiB" in inference
+    assert f"saved activations {data['memory']['training']['saved_activations'] / 2**20:,.2f} MiB" in training

@@ -266,3 +266,11 @@ def test_check_reports_the_tie_error_with_its_code(write_spec):
     result = run_cli("check", path)
     assert result.returncode == 1 and "[AS310]" in result.stderr and "Traceback" not in result.stderr
     assert f"{path}:6:" in result.stderr
+
+
+def test_table_names_what_a_tied_layer_shares():
+    from conftest import run_cli
+
+    table = run_cli("report", SIAMESE).stdout
+    row = next(line for line in table.splitlines() if line.startswith("right.conv1 "))
+    assert "= left.conv1" in row
