@@ -274,3 +274,19 @@ def test_table_names_what_a_tied_layer_shares():
     table = run_cli("report", SIAMESE).stdout
     row = next(line for line in table.splitlines() if line.startswith("right.conv1 "))
     assert "= left.conv1" in row
+
+
+def test_siamese_exports_to_onnx_and_matches(tmp_path):
+    """The exported graph runs the shared tower twice from one set of initializers; `export`
+    verifies it against PyTorch with ONNX Runtime."""
+    import onnx
+
+    from conftest import run_cli
+
+    out = tmp_path / "siamese.onnx"
+    result = run_cli("export", SIAMESE, "-o", out)
+    assert result.returncode == 0, result.stderr
+    model = onnx.load(out)
+    names = [i.name for i in model.graph.initializer]
+    assert not any("right" in n for n in names)
+    assert names.count("left.conv1.weight") == names.count("left.conv2.weight") == 1

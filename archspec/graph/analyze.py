@@ -155,6 +155,8 @@ def sharing(graph: Graph) -> list[dict]:
     connected layer), and with full connectivity (every input to every output, plus biases)."""
     rows = []
     for node in graph.inference_nodes():
+        if getattr(node, "tie", None) is not None:
+            continue  # its parameters are its owner's, counted on the owner's row
         op = OPS[node.op]
         in_shapes = [graph.shape(i) for i in node.inputs]
         unshared = op.unshared_params(node.params, in_shapes, node.shape)
