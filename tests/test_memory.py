@@ -148,6 +148,114 @@ def test_grad_and_layout_cases_match_pytorch(case):
     check_graph(archspec.expand(archspec.loads(MORE[case], file=f"<{case}>")))
 
 
+# The blocks of today's families, small: MobileNetV3 (in-place hardswish, SE gate), EfficientNet
+# (in-place SiLU, drop path, dropout), ShuffleNetV2 (chunks, channel shuffle), ConvNeXt
+# (channels-last layer norm and per-pixel linear, layer scale, downsampling after a norm).
+FAMILIES = {
+"mbv3": tiny((8, 8, 8), """\
+  - conv: {id: c0, out: 16, kernel: 1, bias: false}
+  - batchnorm
+  - hardswish
+  - conv: {out: 16, kernel: 3, padding: 1, groups: 16, bias: false}
+  - batchnorm
+  - hardswish: {id: dw}
+  - global_avgpool
+  - conv: {out: 4, kernel: 1}
+  - relu
+  - conv: {out: 16, kernel: 1}
+  - hardsigmoid: {id: gate}
+  - mul: {from: [dw, gate]}
+  - conv: {out: 8, kernel: 1, bias: false}
+  - batchnorm: {id: proj}
+  - add: {from: [proj, input]}
+"""),
+"effnet": tiny((8, 8, 8), """\
+  - conv: {id: c0, out: 8, kernel: 3, padding: 1, bias: false}
+  - batchnorm
+  - silu: {id: stem}
+  - conv: {out: 32, kernel: 1, bias: false}
+  - batchnorm
+  - silu
+  - conv: {out: 32, kernel: 3, padding: 1, groups: 32, bias: false}
+  - batchnorm
+  - silu: {id: dw}
+  - global_avgpool
+  - conv: {out: 2, kernel: 1}
+  - silu
+  - conv: {out: 32, kernel: 1}
+  - sigmoid: {id: gate}
+  - mul: {from: [dw, gate]}
+  - conv: {out: 8, kernel: 1, bias: false}
+  - batchnorm
+  - drop_path: {id: dp, p: 0.2}
+  - add: {from: [dp, stem]}
+  - global_avgpool
+  - flatten
+  - dropout: {p: 0.2}
+  - linear: {out: 5}
+"""),
+"shufflenet": tiny((8, 8, 8), """\
+  - conv: {id: c0, out: 8, kernel: 1}
+  - relu: {id: x}
+  - chunk: {id: x1, parts: 2, index: 0}
+  - chunk: {from: x, parts: 2, index: 1}
+  - conv: {out: 4, kernel: 1, bias: false}
+  - batchnorm
+  - relu
+  - conv: {out: 4, kernel: 3, padding: 1, groups: 4, bias: false}
+  - batchnorm
+  - conv: {out: 4, kernel: 1, bias: false}
+  - batchnorm
+  - relu: {id: b}
+  - concat: {from: [x1, b]}
+  - channel_shuffle: {id: sh, groups: 2}
+  - chunk: {id: y1, parts: 2, index: 0}
+  - chunk: {id: y2, from: sh, parts: 2, index: 1}
+  - conv: {out: 4, kernel: 1}
+  - relu: {id: b2}
+  - concat: {from: [y1, b2]}
+  - channel_shuffle: {groups: 2}
+  - global_avgpool
+  - flatten
+  - linear: {out: 3}
+"""),
+"convnext": tiny((3, 16, 16), """\
+  - conv: {out: 8, kernel: 4, stride: 4}
+  - layer_norm: {id: stem, eps: 1.0e-6}
+  - conv: {out: 8, kernel: 7, padding: 3, groups: 8}
+  - layer_norm: {eps: 1.0e-6}
+  - linear: {out: 32, per_pixel: true}
+  - gelu
+  - linear: {out: 8, per_pixel: true}
+  - layer_scale: {init: 1.0e-6}
+  - drop_path: {p: 0.1, id: dp}
+  - add: {id: blk, from: [dp, stem]}
+  - conv: {out: 8, kernel: 7, padding: 3, groups: 8}
+  - layer_norm: {eps: 1.0e-6}
+  - linear: {out: 32, per_pixel: true}
+  - gelu
+  - linear: {out: 8, per_pixel: true}
+  - layer_scale: {id: ls2, init: 1.0e-6}
+  - add: {from: [blk, ls2]}
+  - layer_norm: {eps: 1.0e-6}
+  - conv: {out: 16, kernel: 2, stride: 2}
+  - global_avgpool
+  - layer_norm: {eps: 1.0e-6}
+  - flatten
+  - linear: {out: 4}
+"""),
+}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_family_blocks_match_pytorch(family):
+    from test_flops import check_flops
+
+    graph = archspec.expand(archspec.loads(FAMILIES[family], file=f"<{family}>"))
+    check_graph(graph)
+    check_flops(graph)
+
+
 @pytest.mark.parametrize("op", sorted(OPS))
 def test_every_op_declares_what_autograd_saves(op):
     """Every op in the registry states what it saves and, on each of its tiny specs, the saved
