@@ -88,8 +88,8 @@ def _members(builder, group: str, recent: bool = False) -> dict:
     for node_name in names:
         if node_name.startswith(prefix):
             found[node_name[len(prefix):]] = builder.graph.nodes[node_name]
-        elif recent and found:
-            break
+        elif recent:
+            break  # the block just built owns the last nodes, if any: past them, none are its
     if not recent:
         cache[group] = found
     return found
