@@ -102,9 +102,9 @@ def analyze(graph: Graph, *, batch: int = 1, dtype: str = "fp32", optimizer: str
     for node in graph.nodes.values():
         op = OPS[node.op]
         in_shapes = [graph.shape(i) for i in node.inputs]
-        tied = getattr(node, "tie", None)
-        params = 0 if tied else op.params(node.params, in_shapes, node.shape)
-        frozen = params if not node.trainable else op.frozen_params(node.params, in_shapes, node.shape)
+        params = 0 if node.tie else op.params(node.params, in_shapes, node.shape)
+        own = node.trainable and not node.tie  # a tied layer's parameters are counted at its owner
+        frozen = op.frozen_params(node.params, in_shapes, node.shape) if own else params
         fields[node.name] = field_ = _receptive(op, node, [fields[i] for i in node.inputs], in_shapes)
         layers.append(LayerStats(
             name=node.name, op=node.op, shape=list(node.shape), inputs=list(node.inputs),
@@ -115,7 +115,7 @@ def analyze(graph: Graph, *, batch: int = 1, dtype: str = "fp32", optimizer: str
             receptive_field=[_num(f.size) for f in field_], jump=[_num(f.jump) for f in field_],
             line=node.loc.line, training_only=node.training_only,
             flops=op.flops(node.params, in_shapes, node.shape), saved_bytes=saved_by.get(node.name, 0),
-            tied_to=tied,
+            tied_to=node.tie,
         ))
     main = [s for s in layers if not s.training_only]
     aux = [s for s in layers if s.training_only]
@@ -155,7 +155,7 @@ def sharing(graph: Graph) -> list[dict]:
     connected layer), and with full connectivity (every input to every output, plus biases)."""
     rows = []
     for node in graph.inference_nodes():
-        if getattr(node, "tie", None) is not None:
+        if node.tie is not None:
             continue  # its parameters are its owner's, counted on the owner's row
         op = OPS[node.op]
         in_shapes = [graph.shape(i) for i in node.inputs]

@@ -47,6 +47,6 @@ def in_place_inputs(graph: Graph, nodes, outputs) -> dict:
     for name, slot in overwritable_inputs(graph, nodes, outputs).items():
         node = graph.nodes[name]
         mode = OPS[node.op].in_place
-        if getattr(node, "tie", None) is None and (mode == "any" or (mode == "first" and slot == 0)):
+        if node.tie is None and (mode == "any" or (mode == "first" and slot == 0)):
             decided[name] = slot
     return decided
