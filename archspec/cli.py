@@ -13,6 +13,7 @@ from typing import List, Optional
 
 import typer
 
+from archspec.commands.options import set_option
 from archspec.errors import SpecError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -40,13 +41,27 @@ def parse_shape(text: Optional[str]) -> Optional[tuple]:
     return shape
 
 
-def load_graph(path: Path, input_shape=None, allow_outside: bool = False):
+def load_graph(path: Path, input_shape=None, allow_outside: bool = False, var_overrides=None):
     """Load and expand a spec; SpecErrors propagate to the caller."""
     from archspec.graph.build import build_graph
     from archspec.spec.compose import load_spec
 
-    spec = load_spec(path, allow_outside=allow_outside, input_override=input_shape)
+    spec = load_spec(path, allow_outside=allow_outside, input_override=input_shape, var_overrides=var_overrides)
     return spec, build_graph(spec)
+
+
+def parse_sets(items: Optional[List[str]]) -> dict:
+    """['width=1.1', 'depth=2'] -> {'width': '1.1', 'depth': '2'}; malformed ones exit 2."""
+    overrides: dict = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            fail(f"--set must look like NAME=VALUE, e.g. --set width=1.1. Received: '{item}'", EXIT_USAGE)
+        if name in overrides:
+            fail(f"--set {name} is given twice", EXIT_USAGE)
+        overrides[name] = value.strip()
+    return overrides
 
 
 def _existing(path: Path) -> None:
@@ -55,17 +70,24 @@ def _existing(path: Path) -> None:
 
 
 def graph_or_exit(spec: Path, input: Optional[str] = None, allow_outside: bool = False,
-                  weights: Optional[Path] = None, run_batch: Optional[int] = None):
+                  weights: Optional[Path] = None, run_batch: Optional[int] = None,
+                  sets: Optional[List[str]] = None):
     """What every command that takes a spec does first: check the files exist (exit 2), parse
-    --input (exit 2), load and expand the spec (a located error, exit 1). With `run_batch`
+    --input and --set (exit 2), load and expand the spec (a located error, exit 1; a --set
+    naming no variable of the spec exits 2). With `run_batch`
     (commands that allocate the model and run it at that batch size), also refuse, before any
     allocation, a model that cannot fit in this machine's memory (exit 2). Returns the Graph."""
     _existing(spec)
     if weights is not None:
         _existing(weights)
     shape = parse_shape(input)
+    overrides = parse_sets(sets)
+    from archspec.spec.compose import VarOverrideError
+
     try:
-        graph = load_graph(spec, shape, allow_outside)[1]
+        graph = load_graph(spec, shape, allow_outside, overrides)[1]
+    except VarOverrideError as exc:
+        fail(exc, EXIT_USAGE)
     except SpecError as exc:
         fail(exc)
     if run_batch is not None:
@@ -94,22 +116,27 @@ def check(specs: List[Path] = typer.Argument(..., help="Spec files to check."),
           format: str = typer.Option("text", "--format", "-f", help="text, or json: one document "
                                                                      "listing every file's errors and "
                                                                      "warnings."),
-          allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's project.")):
+          allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's project."),
+          sets: Optional[List[str]] = set_option()):
     """Validate specs: schema, references and every shape. Reports every independent error of
-    each file (with its code), not just the first. Exit 1 if any spec is invalid."""
+    each file (with its code), not just the first. Exit 1 if any spec is invalid (2 if a --set
+    names no variable of a spec)."""
     from archspec.check import check_file
 
     if format not in ("text", "json"):
         fail(f"--format must be text or json. Received: '{format}'", EXIT_USAGE)
     for path in specs:
         _existing(path)
-    results = [check_file(path, allow_outside=allow_outside) for path in specs]
+    overrides = parse_sets(sets)
+    results = [check_file(path, allow_outside=allow_outside, var_overrides=overrides) for path in specs]
     if format == "json":
         typer.echo(json.dumps({"ok": all(r.ok for r in results),
                                "files": [r.to_json() for r in results]}, indent=2))
     else:
         for result in results:
             _print_check(result, quiet)
+    if any(e.code == "AS210" for r in results for e in r.errors):
+        raise typer.Exit(EXIT_USAGE)  # the command line, not the spec, is wrong
     if not all(r.ok for r in results):
         raise typer.Exit(EXIT_INVALID)
 
@@ -144,7 +171,8 @@ def report(spec: Path = typer.Argument(..., help="Spec file."),
            optimizer: Optional[str] = typer.Option(None, "--optimizer",
                                                    help="sgd, momentum, adam or adamw: optimizer state in "
                                                         "the training memory (default sgd)."),
-           allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory.")):
+           allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory."),
+           sets: Optional[List[str]] = set_option()):
     """Per-layer output shape, parameters, MACs (and FLOPs), memory and receptive field, with
     totals; inference peak and training memory at --batch and --dtype."""
     from archspec.graph.analyze import analyze, sharing as sharing_rows
@@ -153,7 +181,7 @@ def report(spec: Path = typer.Argument(..., help="Spec file."),
     if format not in RENDERERS:
         fail(f"--format must be one of {', '.join(RENDERERS)}. Received: '{format}'", EXIT_USAGE)
     _memory_options(batch, dtype, optimizer)
-    graph = graph_or_exit(spec, input, allow_outside)
+    graph = graph_or_exit(spec, input, allow_outside, sets=sets)
     if sharing:
         rows = sharing_rows(graph)
         text = json.dumps(rows, indent=2) if format == "json" else render_sharing(rows)

@@ -35,6 +35,8 @@ CODES = {
     "AS207": ("error", "unknown variable"),
     "AS208": ("error", "an expression cannot be evaluated (syntax, unsupported operation, range)"),
     "AS209": ("error", "a template argument is missing or unknown"),
+    "AS210": ("error", "a '--set NAME=VALUE' option names no variable of the spec, or its value is not "
+                       "one plain value (a number, true/false or a string)"),
     # how layers connect
     "AS301": ("error", "'from' names no earlier layer"),
     "AS302": ("error", "a name is already taken in its block"),

@@ -290,3 +290,18 @@ def test_siamese_exports_to_onnx_and_matches(tmp_path):
     names = [i.name for i in model.graph.initializer]
     assert not any("right" in n for n in names)
     assert names.count("left.conv1.weight") == names.count("left.conv2.weight") == 1
+
+
+@pytest.mark.parametrize("layers, owner, tied", [
+    # unnamed in a list: the copies take the list's next indices; `tie` names the first copy's
+    ("  - conv: {out: 4, kernel: 1}\n  - conv: {out: 4, kernel: 3, padding: 1, repeat: 3, tie: 1}\n",
+     "1", ["2", "3"]),
+    # copies named by copy_id
+    ("  - conv: {id: s, out: 4, kernel: 3, padding: 1, repeat: 3, copy_id: 'block-{index}', tie: block-0}\n",
+     "s.block-0", ["s.block-1", "s.block-2"]),
+])
+def test_repeat_ties_whatever_the_copies_are_named(layers, owner, tied):
+    graph = archspec.expand(archspec.loads(tiny((4, 5, 5), layers)))
+    assert graph.nodes[owner].tie is None
+    assert [graph.nodes[name].tie for name in tied] == [owner] * len(tied)
+    check_parity(graph)
