@@ -269,20 +269,31 @@ def report(spec: Path = typer.Argument(..., help="Spec file."),
            sharing: bool = typer.Option(False, "--sharing",
                                         help="Show what weight sharing saves: shared vs unshared vs fully "
                                              "connected parameters per layer."),
+           flops: bool = typer.Option(False, "--flops", help="Show FLOPs beside MACs (conventions: "
+                                                               "docs/format.md)."),
+           batch: int = typer.Option(1, "--batch", help="Batch size for the memory figures."),
+           dtype: str = typer.Option("fp32", "--dtype", help="fp32, fp16, bf16 or int8: bytes per value "
+                                                             "of weights and activations."),
+           optimizer: Optional[str] = typer.Option(None, "--optimizer",
+                                                   help="sgd, momentum, adam or adamw: optimizer state in "
+                                                        "the training memory (default sgd)."),
            allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory."),
            sets: Optional[List[str]] = set_option()):
-    """Per-layer output shape, parameters, MACs, memory and receptive field, with totals."""
+    """Per-layer output shape, parameters, MACs (and FLOPs), memory and receptive field, with
+    totals; inference peak and training memory at --batch and --dtype."""
     from archspec.graph.analyze import analyze, sharing as sharing_rows
     from archspec.report.render import RENDERERS, render_sharing
 
     if format not in RENDERERS:
         fail(f"--format must be one of {', '.join(RENDERERS)}. Received: '{format}'", EXIT_USAGE)
+    _memory_options(batch, dtype, optimizer)
     graph = graph_or_exit(spec, input, allow_outside, sets=sets)
     if sharing:
         rows = sharing_rows(graph)
         text = json.dumps(rows, indent=2) if format == "json" else render_sharing(rows)
     else:
-        text = RENDERERS[format](analyze(graph))
+        report = analyze(graph, batch=batch, dtype=dtype, optimizer=optimizer or "sgd")
+        text = RENDERERS[format](report, flops=flops)
     if output is None:
         typer.echo(text)
     else:
@@ -290,6 +301,21 @@ def report(spec: Path = typer.Argument(..., help="Spec file."),
 
         write_atomic(output, text.encode() + b"\n")
         typer.echo(f"wrote {output}", err=True)
+
+
+def _memory_options(batch: int, dtype: str, optimizer: Optional[str]) -> None:
+    """Refuse report's memory options that make no sense (exit 2)."""
+    from archspec.graph.memory import DTYPES, OPTIMIZERS
+
+    if batch < 1:
+        fail(f"--batch must be at least 1. Received: {batch}", EXIT_USAGE)
+    if dtype not in DTYPES:
+        fail(f"--dtype must be one of {', '.join(DTYPES)}. Received: '{dtype}'", EXIT_USAGE)
+    if optimizer is not None and optimizer not in OPTIMIZERS:
+        fail(f"--optimizer must be one of {', '.join(OPTIMIZERS)}. Received: '{optimizer}'", EXIT_USAGE)
+    if optimizer is not None and dtype == "int8":
+        fail("--optimizer describes training, and int8 is an inference format; use fp32, fp16 or bf16",
+             EXIT_USAGE)
 
 
 @app.command()

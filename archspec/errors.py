@@ -47,6 +47,9 @@ CODES = {
     "AS307": ("error", "'override' names no layer of the base spec, or has no 'extends'"),
     "AS308": ("error", "'extends' cannot be followed: missing file, outside the project, a cycle or "
                        "too deep a chain"),
+    "AS309": ("error", "'tie' names no earlier layer (a later one, this layer itself or a block containing it)"),
+    "AS310": ("error", "a tied layer does not match the layer whose parameters it uses (op, settings, "
+                       "parameter shapes, structure, trainable, training-only)"),
     # shapes
     "AS401": ("error", "an op's shape rule is broken (input rank, window larger than the input, "
                        "channels that do not divide)"),

@@ -21,6 +21,8 @@ the same weights, and torch's global random state is left alone.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn as nn
 
@@ -41,7 +43,8 @@ def condition(module: nn.Module, input_shape, seed: int = 0) -> nn.Module:
     for sub in module.modules():
         if isinstance(sub, _NORM):
             _randomize_norm(sub, generator)
-    hooks = [sub.register_forward_hook(_unit_rms) for sub in module.modules()
+    scaled = set()  # a module called twice (tied weights) is rescaled at its first call only
+    hooks = [sub.register_forward_hook(functools.partial(_unit_rms, scaled)) for sub in module.modules()
              if isinstance(sub, _LINEAR_IN_WEIGHTS)]
     was_training = module.training
     module.eval()
@@ -64,9 +67,12 @@ def _randomize_norm(norm, generator) -> None:
         norm.bias.copy_(torch.randn(norm.bias.shape, generator=generator) * 0.2)
 
 
-def _unit_rms(layer, _inputs, output):
+def _unit_rms(scaled: set, layer, _inputs, output):
     """Forward hook: rescale the layer so this output has RMS 1, and pass on the rescaled
     output (exactly what the rescaled layer computes, as it is linear in its weights)."""
+    if id(layer) in scaled:
+        return None  # a later call of a tied module: its weights are already final
+    scaled.add(id(layer))
     rms = float(output.detach().double().pow(2).mean().sqrt())
     if not 0.0 < rms < float("inf"):
         return None  # all zeros (or overflow): leave the layer as it is

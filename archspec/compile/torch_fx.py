@@ -26,6 +26,7 @@ import torch.nn as nn
 from archspec.compile import modules
 from archspec.errors import SpecError
 from archspec.graph.build import build_graph
+from archspec.graph.inplace import in_place_inputs, overwritable_inputs  # noqa: F401 - re-exported
 from archspec.graph.ir import INPUT, Graph
 from archspec.names import name_problem
 from archspec.ops import OPS
@@ -72,10 +73,13 @@ def _build(graph: Graph, training_heads: bool, init: str, zero_residual: bool) -
     keep = [n for n in graph.nodes.values() if training_heads or not n.training_only]
     outputs = module_outputs(graph, training_heads)
     refuse_dead_nodes(graph, keep, outputs)
-    writable = overwritable_inputs(graph, keep, outputs)
+    writable = in_place_inputs(graph, keep, outputs)
     root = nn.Module()
     args = {}
     for node in keep:
+        if node.tie is not None:  # calls its owner's module: one set of parameters (graph/tie.py)
+            args[node.name] = tuple(node.inputs)
+            continue
         in_shapes = [graph.shape(i) for i in node.inputs]
         module = OPS[node.op].torch(node.params, in_shapes, node.shape)
         bare = OPS[node.op].bare_parameter
@@ -92,9 +96,9 @@ def _build(graph: Graph, training_heads: bool, init: str, zero_residual: bool) -
     for node in keep:
         inputs = tuple(values[i] for i in args[node.name])
         if OPS[node.op].bare_parameter:
-            values[node.name] = _multiply_by_parameter(code, node.name, inputs[0])
+            values[node.name] = _multiply_by_parameter(code, node.tie or node.name, inputs[0], node.name)
         else:
-            values[node.name] = code.call_module(node.name, inputs)
+            values[node.name] = _call_module(code, node, inputs)
     if len(outputs) > 1:
         code.output(tuple(values[n] for n in outputs))
     else:
@@ -132,32 +136,15 @@ def live_attributes() -> frozenset:
 def refuse_unsafe_graph(graph: Graph) -> None:
     """Refuse, before any code is generated, a graph whose module names could act as code or
     shadow a module attribute, or whose structure does not hold together (unknown ops, inputs
-    that are not earlier nodes, a layer that is also a group). The loader enforces all of this;
-    this catches graphs built or edited without it."""
-    from archspec.ops import OPS
-
+    or tied owners that are not earlier nodes, a layer that is also a group). The loader
+    enforces all of this; this catches graphs built or edited without it."""
     attributes = live_attributes()
     seen = {INPUT}
     groups = set()
     for key, node in graph.nodes.items():
-        name = node.name if isinstance(node.name, str) else None
-        if name is None or name != key:
-            _refuse(node, f"node {_short(key)} is registered under another name ({_short(node.name)})",
-                    "AS302")
-        if name == INPUT:
-            _refuse(node, f"'{INPUT}' is the network's input and cannot name a layer", "AS206")
-        for segment in name.split("."):
-            problem = name_problem(segment, attributes=attributes)
-            if problem:
-                _refuse(node, f"module name {_short(name)} cannot be compiled: {problem}", "AS206")
-        if node.op not in OPS:
-            _refuse(node, f"'{name}': unknown op {_short(node.op)}", "AS204")
-        missing = [i for i in node.inputs if i not in seen]
-        if missing:
-            _refuse(node, f"'{name}' takes input from {_short(missing[0])}, which is not an earlier node",
-                    "AS301")
-        seen.add(name)
-        parts = name.split(".")
+        _check_node(graph, key, node, seen, attributes)
+        seen.add(node.name)
+        parts = node.name.split(".")
         groups.update(".".join(parts[:k]) for k in range(1, len(parts)))
     clash = sorted(groups & set(graph.nodes))
     if clash:
@@ -165,6 +152,27 @@ def refuse_unsafe_graph(graph: Graph) -> None:
     for name in [graph.output, *graph.extra_outputs]:
         if name not in seen:
             raise SpecError(f"the graph's output {_short(name)} is not one of its nodes", code="AS301")
+
+
+def _check_node(graph: Graph, key, node, seen: set, attributes) -> None:
+    name = node.name if isinstance(node.name, str) else None
+    if name is None or name != key:
+        _refuse(node, f"node {_short(key)} is registered under another name ({_short(node.name)})", "AS302")
+    if name == INPUT:
+        _refuse(node, f"'{INPUT}' is the network's input and cannot name a layer", "AS206")
+    tie = getattr(node, "tie", None)
+    for what, path in (("module name", name), ("tied module", tie)):
+        for segment in ([] if path is None else str(path).split(".")):
+            problem = name_problem(segment, attributes=attributes)
+            if problem:
+                _refuse(node, f"{what} {_short(path)} cannot be compiled: {problem}", "AS206")
+    if node.op not in OPS:
+        _refuse(node, f"'{name}': unknown op {_short(node.op)}", "AS204")
+    missing = [i for i in node.inputs if i not in seen]
+    if missing:
+        _refuse(node, f"'{name}' takes input from {_short(missing[0])}, which is not an earlier node", "AS301")
+    if tie is not None and (tie not in seen or getattr(graph.nodes[tie], "tie", None) is not None):
+        _refuse(node, f"'{name}' is tied to {_short(tie)}, which is not an earlier untied node", "AS301")
 
 
 def refuse_dead_nodes(graph: Graph, keep, outputs) -> None:
@@ -194,45 +202,13 @@ def _short(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def overwritable_inputs(graph: Graph, nodes, outputs) -> dict:
-    """For each node among `nodes`, the index of an input it may overwrite in place, if any.
-
-    A node may overwrite an input only if nothing else ever reads that tensor: it is not the
-    network's input (the caller's tensor), it and every tensor it aliases (through identity,
-    dropout, flatten: `Op.aliases_input`) has this node as its only consumer and is not
-    returned, and the tensor's producer is one whose result autograd does not keep
-    (`Op.fresh_output`; relu, sigmoid, tanh, softmax and elu keep theirs)."""
-    names = {n.name for n in nodes}
-    users: dict[str, int] = {}
-    for node in nodes:
-        for src in node.inputs:
-            users[src] = users.get(src, 0) + 1
-    for name in outputs:
-        users[name] = users.get(name, 0) + 1  # a returned tensor has a reader outside
-
-    def private(name: str) -> bool:
-        while name != INPUT and name in names and users.get(name, 0) == 1:
-            producer = OPS[graph.nodes[name].op]
-            if not producer.aliases_input:
-                return producer.fresh_output
-            name = graph.nodes[name].inputs[0]
-        return False
-
-    found = {}
-    for node in nodes:
-        for k, src in enumerate(node.inputs):
-            if private(src):
-                found[node.name] = k
-                break
-    return found
-
-
 def _in_place(node, module: nn.Module, slot) -> tuple:
     """Decide whether `module` runs in place and return the inputs in the order to pass them.
 
     Activations built with inplace=True (ReLU, ReLU6) stay in place only when their input is
-    theirs to overwrite (see overwritable_inputs). An `add` accumulates into an input that is
-    its to overwrite (as torchvision's `out += identity`), passed first."""
+    theirs to overwrite (`slot`, from archspec/graph/inplace.py, which the memory analysis
+    reads too). An `add` accumulates into an input that is its to overwrite (as torchvision's
+    `out += identity`), passed first."""
     inputs = tuple(node.inputs)
     if isinstance(module, modules.Add):
         module.inplace = slot is not None
@@ -243,10 +219,21 @@ def _in_place(node, module: nn.Module, slot) -> tuple:
     return inputs
 
 
-def _multiply_by_parameter(code: fx.Graph, name: str, x: fx.Node) -> fx.Node:
-    """`x * self.<name>` for a `bare_parameter` op; the fx node remembers its archspec node
-    (meta "archspec_node"), since it has no submodule of that name."""
-    out = code.call_function(operator.mul, (x, code.get_attr(name)))
+def _call_module(code: fx.Graph, node, inputs: tuple) -> fx.Node:
+    """A call of the node's submodule; a tied node calls its owner's, under its own name in the
+    generated code (`right_conv1 = self.left.conv1(...)`, meta "archspec_node")."""
+    if node.tie is None:
+        return code.call_module(node.name, inputs)
+    call = code.create_node("call_module", node.tie, inputs, name=node.name.replace(".", "_"))
+    call.meta["archspec_node"] = node.name
+    return call
+
+
+def _multiply_by_parameter(code: fx.Graph, target: str, x: fx.Node, name: str) -> fx.Node:
+    """`x * self.<target>` for a `bare_parameter` op (`target`: the node's own name, or the
+    owner it is tied to); the fx node remembers its archspec node `name` (meta
+    "archspec_node"), since it has no submodule of that name."""
+    out = code.call_function(operator.mul, (x, code.get_attr(target)))
     out.meta["archspec_node"] = name
     return out
 

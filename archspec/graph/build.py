@@ -19,6 +19,7 @@ from archspec.errors import ShapeError, SpecError, did_you_mean, raise_all
 from archspec.graph.entries import ListNames, declared, evaluate_vars, is_layer_entry, normalize, path_text
 from archspec.graph.ir import INPUT, BlockInfo, Diagnostic, Graph, Node
 from archspec.graph.repeat import build_repeat
+from archspec.graph.tie import tie_layer
 from archspec.names import name_problem
 from archspec.ops import OPS
 from archspec.spec.compose import Placed, Spec, Template
@@ -194,6 +195,8 @@ class Builder:
             self._check_expect(envelope.expect, out, body_src, what)
         if name is not None:
             self.ids[name] = out
+        if envelope.tie is not None and envelope.repeat is None:  # a repeat ties each copy
+            tie_layer(self, name, envelope.tie, scope, body_src.child("tie"), what)
         continues = not (envelope.training_only or envelope.output) or scope.training_only
         if envelope.output or (envelope.training_only and not scope.training_only):
             self.graph.extra_outputs.append(out)

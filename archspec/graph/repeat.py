@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from archspec.graph.entries import REPEAT_INDEX
+from archspec.graph.tie import tie_layer
 from archspec.spec.compose import Placed
 from archspec.spec.schema import COPY_INDEX
 
@@ -40,6 +41,9 @@ def build_repeat(builder, kind, body, first, src, envelope, name, copies, inputs
         steps, nodes = builder.steps, len(builder.graph.nodes)
         copy_scope = replace(inner, env={**inner.env, REPEAT_INDEX: i})
         current, _ = builder.build_layer(Placed({kind: entry}, src), src, copy_scope, copy_name, current)
+        if envelope.tie is not None:  # each copy; the copy `tie` names keeps its parameters
+            tie_layer(builder, copy_name, envelope.tie, copy_scope, src.child(kind).child("tie"), what,
+                      copy=True)
         if i == 1 and envelope.repeat > 2:
             left = envelope.repeat - 2
             builder._afford(builder.steps - steps, left, src, f"repeat: {envelope.repeat:,}")

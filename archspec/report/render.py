@@ -17,12 +17,17 @@ def _field(sizes: list) -> str:
     return str(sizes[0]) if len(set(sizes)) == 1 else "x".join(map(str, sizes))
 
 
-def _rows(report: Report):
+def _rows(report: Report, flops: bool = False):
     for s in report.layers:
         rf = _field(s.receptive_field)
         name = s.name + (" *" if s.training_only else "")
-        yield (name, s.op, "x".join(map(str, s.shape)), f"{s.params:,}" if s.params else "-",
-               f"{s.macs:,}" if s.macs else "-", str(rf))
+        params = f"= {s.tied_to}" if s.tied_to else f"{s.params:,}" if s.params else "-"
+        counts = (f"{s.macs:,}" if s.macs else "-",) + ((f"{s.flops:,}" if s.flops else "-",) if flops else ())
+        yield (name, s.op, "x".join(map(str, s.shape)), params, *counts, str(rf))
+
+
+def _header(flops: bool) -> tuple:
+    return ("Layer", "Op", "Output", "Params", "MACs") + (("FLOPs",) if flops else ()) + ("RF",)
 
 
 def _human(n: float, unit: str = "") -> str:
@@ -36,7 +41,7 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:,.2f} MiB"
 
 
-def summary_lines(report: Report) -> list[str]:
+def summary_lines(report: Report, flops: bool = False) -> list[str]:
     t = report.totals
     frozen = t["params"] - t["trainable_params"]
     lines = [
@@ -44,9 +49,11 @@ def summary_lines(report: Report) -> list[str]:
         f"params: {t['params']:,} ({_human(t['params'])}); trainable {t['trainable_params']:,}"
         + (f", frozen {frozen:,}" if frozen else ""),
         f"MACs: {t['macs']:,} ({_human(t['macs'])}) per sample",
+        *([f"FLOPs: {t['flops']:,} ({_human(t['flops'])}) per sample"] if flops else []),
         f"param memory: {_mib(t['param_bytes'])} (fp32); activations: {_mib(t['activation_bytes'])} "
         "per sample (fp32, forward)",
     ]
+    lines += _memory_lines(report.memory)
     aux = report.training_only
     if aux and aux.get("params"):
         lines.append(f"training-only heads (*): {aux['params']:,} params, {aux['macs']:,} MACs "
@@ -54,11 +61,28 @@ def summary_lines(report: Report) -> list[str]:
     return lines
 
 
-def render_table(report: Report) -> str:
-    header = ("Layer", "Op", "Output", "Params", "MACs", "RF")
-    rows = list(_rows(report))
+def _memory_lines(memory: dict) -> list[str]:
+    """The memory section at its batch and dtype (archspec/graph/memory.py)."""
+    if not memory:
+        return []
+    at = f"batch {memory['batch']}, {memory['dtype']}"
+    inf = memory["inference"]
+    lines = [f"inference memory ({at}): {_mib(inf['total'])} = weights {_mib(inf['params'] + inf['buffers'])} "
+             f"+ peak activations {_mib(inf['activations_peak'])} (at '{inf['peak_at']}')"]
+    train = memory.get("training")
+    if train:
+        lines.append(f"training memory ({at}, {train['optimizer']}): {_mib(train['total'])} = weights "
+                     f"{_mib(train['params'] + train['buffers'])} + gradients {_mib(train['gradients'])} + "
+                     f"optimizer state {_mib(train['optimizer_state'])} + saved activations "
+                     f"{_mib(train['saved_activations'])}")
+    return lines
+
+
+def render_table(report: Report, flops: bool = False) -> str:
+    header = _header(flops)
+    rows = list(_rows(report, flops))
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    right = {3, 4, 5}
+    right = set(range(3, len(header)))
 
     def fmt(row):
         return "  ".join(str(c).rjust(w) if i in right else str(c).ljust(w)
@@ -66,32 +90,35 @@ def render_table(report: Report) -> str:
 
     rule = "-" * len(fmt(header))
     out = [f"{report.name}", rule, fmt(header), rule, *(fmt(r) for r in rows), rule]
-    out += summary_lines(report)
+    out += summary_lines(report, flops)
     out += [f"{w}" for w in report.warnings]
     return "\n".join(out)
 
 
-def render_markdown(report: Report) -> str:
-    out = [f"## {report.name}", "", "| Layer | Op | Output | Params | MACs | RF |", "|---|---|---|--:|--:|--:|"]
-    out += [f"| `{r[0]}` | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]} |" for r in _rows(report)]
-    out += [""] + [f"- {line}" for line in summary_lines(report)]
+def render_markdown(report: Report, flops: bool = False) -> str:
+    header = _header(flops)
+    out = [f"## {report.name}", "", "| " + " | ".join(header) + " |",
+           "|---|---|---|" + "--:|" * (len(header) - 3)]
+    out += ["| " + " | ".join((f"`{r[0]}`", *r[1:])) + " |" for r in _rows(report, flops)]
+    out += [""] + [f"- {line}" for line in summary_lines(report, flops)]
     out += [f"- warning: {w}" for w in report.warnings]
     return "\n".join(out)
 
 
-def render_csv(report: Report) -> str:
+def render_csv(report: Report, flops: bool = False) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["name", "op", "shape", "params", "trainable_params", "macs", "param_bytes",
-                     "activation_bytes", "receptive_field", "training_only"])
+                     "activation_bytes", "receptive_field", "training_only", "flops", "saved_bytes", "tied_to"])
     for s in report.layers:
         writer.writerow([s.name, s.op, "x".join(map(str, s.shape)), s.params, s.trainable_params,
                          s.macs, s.param_bytes, s.activation_bytes,
-                         "x".join(map(str, s.receptive_field)), s.training_only])
+                         "x".join(map(str, s.receptive_field)), s.training_only, s.flops, s.saved_bytes,
+                         s.tied_to or ""])
     return buf.getvalue()
 
 
-def render_json(report: Report) -> str:
+def render_json(report: Report, flops: bool = False) -> str:
     return json.dumps(report.to_json(), indent=2)
 
 

@@ -55,6 +55,10 @@ ENVELOPE_DOCS = {
     "if": "false leaves the layer out (no node, no index; its id names its input): "
           "`if: '${expand != 1}'` for a layer only some configurations have.",
     "doc": "Free text about the layer.",
+    "tie": "An earlier layer (id, resolved like `from`) whose parameters this one uses instead of its own: "
+           "same op and settings, counted once, one module called twice. On a block or template use, every "
+           "layer inside is tied to its namesake in the other; with `repeat`, each copy is tied "
+           "(`tie: 0` shares copy 0's parameters).",
 }
 TEMPLATE_DOCS = {
     "args": "Argument names with their defaults (`required` for arguments without one).",

@@ -74,7 +74,7 @@ def _size(value) -> bool:
 
 
 ENVELOPE_KEYS = ("id", "from", "trainable", "expect", "training_only", "output", "repeat", "first", "copy_id",
-                 "if", "doc")
+                 "if", "doc", "tie")
 COPY_INDEX = "{index}"  # where a copy's number goes in `copy_id`
 
 
@@ -101,6 +101,14 @@ class Envelope(Strict):
     copy_id: Annotated[Optional[str], AfterValidator(lambda v: v if v is None else check_copy_id(v))] = None
     if_: Optional[StrictBool] = Field(None, alias="if")
     doc: str = ""
+    # An earlier layer whose parameters this one uses (graph/tie.py); a repeat's copies are
+    # named by index, so `tie: 0` (a YAML number) names copy 0.
+    tie: Optional[Union[str, Annotated[int, Field(ge=0, strict=True)]]] = None
+
+    @field_validator("tie")
+    @classmethod
+    def _tie_text(cls, value):
+        return str(value) if isinstance(value, int) else value
 
     @property
     def sources(self) -> Optional[list[str]]:
