@@ -79,6 +79,22 @@ def graph_or_exit(spec: Path, input: Optional[str] = None, allow_outside: bool =
     return graph
 
 
+def load_spec_or_exit(spec: Path, shape: Optional[tuple] = None, allow_outside: bool = False):
+    """As `graph_or_exit`, for commands that need the Spec too: returns (Spec, Graph)."""
+    _existing(spec)
+    try:
+        return load_graph(spec, shape, allow_outside)
+    except SpecError as exc:
+        fail(exc)
+
+
+def print_warnings(warnings, quiet: bool = False) -> None:
+    """Warnings go to stderr, never into a table on stdout; `--quiet` silences them."""
+    if not quiet:
+        for warning in warnings:
+            typer.echo(str(warning), err=True)
+
+
 def physical_memory() -> Optional[int]:
     """This machine's memory in bytes, where the OS tells (Linux, macOS); else None."""
     try:

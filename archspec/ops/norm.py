@@ -112,7 +112,7 @@ class GroupNorm(Op):
 
     name = "group_norm"
     Params = GroupNormParams
-    spatial = "global"  # its statistics span every position: each output depends on all of them
+    spatial = "context"  # its statistics span every position: each output depends on all of them
     fresh_output = True
     onnx_notes = ("exported as Reshape to (N, groups, -1), InstanceNormalization, Reshape back, and "
                   "Mul and Add by γ and β")
@@ -161,7 +161,7 @@ class InstanceNorm(Op):
 
     def spatial_kind(self, p):
         # The sample's own statistics span every position (global); running ones do not.
-        return "pointwise" if p.track_running_stats else "global"
+        return "pointwise" if p.track_running_stats else "context"
     onnx_notes = ("exported as InstanceNormalization; with track_running_stats, as BatchNormalization "
                   "with the running statistics (eval mode), reshaped to (1, N·C, ...)")
 

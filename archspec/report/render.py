@@ -17,9 +17,21 @@ def _field(sizes: list) -> str:
     return str(sizes[0]) if len(set(sizes)) == 1 else "x".join(map(str, sizes))
 
 
+def field_cell(s, bound: str = "≤") -> str:
+    """The receptive field as the table shows it (docs/format.md, "Receptive field"):
+    '427', '3x7x7', '427+g' with global context, 'global' after a global reduction, '≤96'
+    where it is an upper bound."""
+    if not s.receptive_field:
+        return "-"
+    if not s.rf_resolved:
+        return "global"
+    text = ("" if s.rf_exact else bound) + _field(s.receptive_field)
+    return text + ("+g" if s.global_context else "")
+
+
 def _rows(report: Report):
     for s in report.layers:
-        rf = _field(s.receptive_field)
+        rf = field_cell(s)
         name = s.name + (" *" if s.training_only else "")
         yield (name, s.op, "x".join(map(str, s.shape)), f"{s.params:,}" if s.params else "-",
                f"{s.macs:,}" if s.macs else "-", str(rf))
