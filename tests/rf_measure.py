@@ -33,12 +33,16 @@ _AVG = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
 def positive_model(graph, dtype=torch.float64):
     """The compiled module with positive weights (activations stay near 1: no saturated gate)
     and zero biases, in eval mode, in `dtype`, without in-place ops, weights not requiring grad."""
-    model = archspec.build(graph, seed=0).eval().to(dtype)
-    gen = torch.Generator().manual_seed(0)
+    # PyTorch's own initialisation is random enough: its magnitudes, made positive, are the
+    # weights (drawing new ones costs seconds on VGG's classifier).
+    model = archspec.build(graph, seed=0, init="torch").eval().to(dtype)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if p.dim() >= 2 and not name.endswith("layer_scale"):  # conv / linear weights
-                p.copy_(torch.rand(p.shape, generator=gen, dtype=dtype) * 0.9 + 0.1).div_(p[0].numel())
+                # positive, none near 0, and each output's weights summing to 1: activations
+                # neither fade nor grow layer by layer
+                p.abs_().add_(p.mean() * 0.1 + torch.finfo(dtype).tiny)
+                p.div_(p.sum(dim=tuple(range(1, p.dim())), keepdim=True))
             elif name.endswith("bias"):
                 p.zero_()
             p.requires_grad_(False)

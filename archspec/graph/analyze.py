@@ -86,7 +86,7 @@ def analyze(graph: Graph) -> Report:
             macs=op.macs(node.params, in_shapes, node.shape),
             param_bytes=params * BYTES_PER_VALUE,
             activation_bytes=prod(node.shape) * BYTES_PER_VALUE,
-            receptive_field=[as_number(f.size) for f in rf.axes], jump=[as_number(f.jump) for f in rf.axes],
+            receptive_field=[as_number(f.bound) for f in rf.axes], jump=[as_number(f.jump) for f in rf.axes],
             line=node.loc.line, training_only=node.training_only,
             rf_start=[as_number(f.start) for f in rf.axes], global_context=rf.global_context,
             rf_exact=rf.exact, rf_resolved=rf.resolved,

@@ -36,6 +36,13 @@ class Field:
     size: float = 1
     jump: float = 1
     start: float = 0
+    # Where resizing by fractions made the positions advance unevenly: how far the centre of
+    # a position's field can be from `start + q * jump`. The field's bound is size + 2 * slack.
+    slack: float = 0
+
+    @property
+    def bound(self) -> float:
+        return self.size + 2 * self.slack
 
 
 @dataclass(frozen=True)
@@ -77,7 +84,7 @@ def propagate(op, node, inputs: list, in_shapes: list) -> NodeField:
     if kind == "context":
         return NodeField(before.axes, True, before.resolved, before.exact)
     if kind == "global":
-        axes = tuple(_saturated(f.size + (n - 1) * f.jump, f.jump * n, f.start + (n - 1) / 2 * f.jump)
+        axes = tuple(_saturated(f.size + (n - 1) * f.jump, f.jump * n, f.start + (n - 1) / 2 * f.jump, f.slack)
                      for f, n in zip(before.axes, shape[1:]))
         return NodeField(tuple(a for a, _ in axes), True, False, before.exact and all(ok for _, ok in axes))
     maps = op.field_map(node.params, shape, node.shape)
@@ -85,7 +92,8 @@ def propagate(op, node, inputs: list, in_shapes: list) -> NodeField:
         return before
     axes, exact = [], before.exact
     for f, m in zip(before.axes, maps):
-        field, ok = _saturated(f.size + (m.taps - 1) * f.jump, f.jump * m.step, f.start + m.offset * f.jump)
+        field, ok = _saturated(f.size + (m.taps - 1) * f.jump, f.jump * m.step, f.start + m.offset * f.jump,
+                               f.slack + m.wobble * f.jump)
         axes.append(field)
         exact = exact and m.exact and ok
     return NodeField(tuple(axes), before.global_context, before.resolved, exact)
@@ -105,16 +113,17 @@ def merge(inputs: list) -> NodeField:
         high = max(f.start + (f.size - 1) / 2 for f in per_input)
         jumps = {f.jump for f in per_input}
         exact = exact and len(jumps) == 1
-        axes.append(Field(high - low + 1, max(jumps), (low + high) / 2))
+        axes.append(Field(high - low + 1, max(jumps), (low + high) / 2, max(f.slack for f in per_input)))
     return NodeField(tuple(axes), global_context, any(f.resolved for f in inputs), exact)
 
 
-def _saturated(size, jump, start) -> tuple[Field, bool]:
-    """A Field with size, jump and |start| capped at LIMIT (a stack of huge strides cannot grow
-    them without end), and whether nothing was capped."""
-    if size <= LIMIT and jump <= LIMIT and -LIMIT <= start <= LIMIT:
-        return Field(size, jump, start), True
-    return Field(min(size, LIMIT), min(jump, LIMIT), max(-LIMIT, min(start, LIMIT))), False
+def _saturated(size, jump, start, slack) -> tuple[Field, bool]:
+    """A Field with size, jump, |start| and slack capped at LIMIT (a stack of huge strides
+    cannot grow them without end), and whether nothing was capped."""
+    if max(size, jump, abs(start), slack) <= LIMIT:
+        return Field(size, jump, start, slack), True
+    cap = lambda v: max(-LIMIT, min(v, LIMIT))  # noqa: E731
+    return Field(cap(size), cap(jump), cap(start), cap(slack)), False
 
 
 def as_number(x) -> int | float:

@@ -167,7 +167,7 @@ def derive_rule(answers: list, p: int, step: int = 1) -> Rule | None:
         if n + p in truth and truth[n] != truth[n + p]:
             break
         start = n
-    holds = start is not None and start + p <= ns[-1] + step
+    holds = start is not None and start + 2 * p - 1 <= ns[-1]  # a whole period compared
     if not holds:
         start = ns[0]
     residues = tuple(sorted({n % p for n in ns if n >= start and truth[n]}))

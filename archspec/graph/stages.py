@@ -4,8 +4,8 @@ gradients.
 
 A stage output is the output of a top-level item of the inference network — a block's last
 node, or a top-level op; the items of a top-level `seq` (torchvision's `features`) count as
-top-level — in graph order, and the input of every global reduction (the map a
-global pooling averages). Top-level ops that neither change the number of values nor look at
+top-level — in graph order, and the input of every top-level global reduction (the map the
+head's global pooling averages). Top-level ops that neither change the number of values nor look at
 neighbouring positions (activations, normalisation, dropout, flatten) are left out: their
 output is the previous row's again. The network's output is always the last one.
 """
@@ -23,7 +23,7 @@ def stage_outputs(graph: Graph) -> list[str]:
         last[_item(graph, node)] = node.name
     chosen = {name for item, name in last.items() if item in graph.blocks or _changes(graph, name)}
     for node in graph.inference_nodes():
-        if OPS[node.op].spatial_kind(node.params) == "global":
+        if OPS[node.op].spatial_kind(node.params) == "global" and _item(graph, node) == node.name:
             chosen.update(i for i in node.inputs if i != INPUT and len(graph.shape(i)) > 1)
     chosen.add(graph.output)
     return [name for name in graph.nodes if name in chosen]

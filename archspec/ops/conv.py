@@ -232,12 +232,13 @@ class ConvTranspose(Op):
         # Output o reads the inputs i with i*s + t*d - p = o for a tap t in [0, k): the
         # integers in [(o + p - d(k-1))/s, (o + p)/s]. With s = 1 that is every one (exact);
         # with s > 1 their number and centre depend on o's phase: at most floor((span-1)/s) + 1
-        # of them, the positions advancing 1/s of an input position per output on average.
+        # of them, the positions advancing 1/s of an input position per output on average,
+        # each interval end (a floor or a ceiling of a multiple of 1/s) off it by under 1 - 1/s.
         maps = []
         for k, s, pad, d, _ in zip(*_transpose_axes(p, shape)):
             span = d * (k - 1) + 1
             first, last = -(-(pad - span + 1) // s), pad // s  # the inputs output 0 reads
-            maps.append(AxisMap((span - 1) // s + 1, 1 / s, (first + last) / 2, s == 1))
+            maps.append(AxisMap((span - 1) // s + 1, 1 / s, (first + last) / 2, s == 1, 1 - 1 / s))
         return tuple(maps)
 
     def torch(self, p, inputs, out):

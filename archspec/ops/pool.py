@@ -235,6 +235,11 @@ class AdaptiveAvgPool(Op):
         n = len(size)
         return kernel, stride, (0,) * n, (1,) * n
 
+    def spatial_kind(self, p):
+        # to one position on every axis it is global pooling under another name
+        size = {p.size} if isinstance(p.size, int) else set(p.size)
+        return "global" if size == {1} else "window"
+
     def field_map(self, p, shape, out):
         # Bin j spans [floor(j*i/o), ceil((j+1)*i/o)). When o divides i that is a window of
         # i/o with stride i/o (exact); otherwise the bins differ in width (the widest is the
@@ -244,7 +249,7 @@ class AdaptiveAvgPool(Op):
             if i % o == 0:
                 maps.append(AxisMap(i // o, float(i // o), (i // o - 1) / 2))
                 continue
-            maps.append(AxisMap(_widest_bin(i, o), i / o, (-(-i // o) - 1) / 2, False))
+            maps.append(AxisMap(_widest_bin(i, o), i / o, (-(-i // o) - 1) / 2, False, 1.0))
         return tuple(maps)
 
     def warnings(self, p, inputs, out):

@@ -41,14 +41,16 @@ class AxisMap(NamedTuple):
     """Which input positions one output position reads, along one spatial axis (for the
     receptive field): output position o reads the `taps` consecutive input positions centred
     on `offset + o * step` (input indices; the centre of an even window falls between two).
-    `exact`: True when that holds for every o; False when `taps` is an upper bound and `step`
-    an average (resizing by a fraction: transposed convolution with stride > 1, upsampling,
-    pixel shuffle, adaptive pooling whose sizes do not divide)."""
+    `exact`: True when that holds for every o. False where the op resizes by a fraction
+    (transposed convolution with stride > 1, upsampling, pixel shuffle, adaptive pooling whose
+    sizes do not divide): then `taps` is an upper bound, `step` an average, and the centre of
+    o's window is within `wobble` input positions of `offset + o * step`."""
 
     taps: int
     step: float
     offset: float
     exact: bool = True
+    wobble: float = 0.0
 
 
 IDENTITY = AxisMap(1, 1.0, 0.0)  # each output position reads its own input position

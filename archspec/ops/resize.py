@@ -69,11 +69,11 @@ class Upsample(Op):
         maps = []
         for i, n in zip(shape[1:], out[1:]):
             if p.mode == "nearest":
-                maps.append(AxisMap(1, i / n, 0.0, i == n))
+                maps.append(AxisMap(1, i / n, 0.0, i == n, 0.0 if i == n else 1.0))
                 continue
             step = (i - 1) / (n - 1) if p.align_corners and n > 1 else i / n
             offset = 0.0 if p.align_corners else max(0.0, (step - 1) / 2)
-            maps.append(AxisMap(1 if i == n else 2, step, offset, i == n))
+            maps.append(AxisMap(1 if i == n else 2, step, offset, i == n, 0.0 if i == n else 1.0))
         return tuple(maps)
 
     def torch(self, p, inputs, out):
@@ -119,7 +119,7 @@ class PixelShuffle(Op):
 
     def field_map(self, p, shape, out):
         # Output pixel o comes from input pixel floor(o / r) (of another channel).
-        return (AxisMap(1, 1 / p.factor, 0.0, p.factor == 1),) * 2
+        return (AxisMap(1, 1 / p.factor, 0.0, p.factor == 1, 1 - 1 / p.factor),) * 2
 
     def torch(self, p, inputs, out):
         import torch.nn as nn
