@@ -50,7 +50,8 @@ _replace_hooks _replicate_for_data_parallel _save_to_state_dict _set_replace_hoo
 _state_dict_hooks _state_dict_pre_hooks _tracer_cls _tracer_extras _unregister_create_node_hook
 _unregister_deepcopy_hook _unregister_erase_node_hook _unregister_replace_node_hook _version
 _wrapped_call _wrapped_call_impl
-""".split())
+___needs_generation_tag_patch
+""".split())  # the last one: set on modules by torch.compile
 
 # Words the generated code itself uses: `self` is forward's first argument (fx names a node's
 # variable after its module, so a module called `self` would rebind it).

@@ -6,6 +6,7 @@ import pytest
 import archspec
 from archspec.errors import SpecError
 from archspec.names import MAX_NAME, MODULE_ATTRIBUTES, name_problem, safe_file_stem
+from conftest import ROOT
 
 VALID = ["conv1", "layer1", "0", "17", "Mixed_5b", "_private", "block1-0", "trunk_output", "a-b-c", "x"]
 INVALID = ["", " ", "a b", 'a"b', "x\n", "x\")\nimport os\n#", "1a", "-a", "a-", "a--b", "a.b", "é",
@@ -23,20 +24,31 @@ def test_invalid_names(name):
     assert name_problem(name)
 
 
+LIVE_ATTRIBUTES = """
+import json, torch.fx as fx, torch.nn as nn
+from archspec.compile.modules import Group
+graph = fx.Graph()
+graph.output(graph.placeholder("x"))
+live = set()
+for obj in (fx.GraphModule(nn.Module(), graph), Group()):
+    live |= {n for n in set(dir(obj)) | set(vars(obj)) if not (n.startswith("__") and n.endswith("__"))}
+print(json.dumps(sorted(live)))
+"""
+
+
 def test_static_attribute_list_covers_the_installed_torch():
     """The static path cannot import torch, so the attributes a layer name must not shadow are
     listed in archspec.names; this checks the list against real instances of the classes the
-    compiler builds (a new torch may add attributes: then the list must grow)."""
-    import torch.fx as fx
-    import torch.nn as nn
+    compiler builds, in a fresh process (torch.compile adds attributes to modules it has seen,
+    so what a test worker sees depends on the tests it ran before). A new torch may add
+    attributes: then the list must grow."""
+    import json
+    import subprocess
+    import sys
 
-    from archspec.compile.modules import Group
-
-    graph = fx.Graph()
-    graph.output(graph.placeholder("x"))
-    live = set()
-    for obj in (fx.GraphModule(nn.Module(), graph), Group()):
-        live |= {n for n in set(dir(obj)) | set(vars(obj)) if not (n.startswith("__") and n.endswith("__"))}
+    out = subprocess.run([sys.executable, "-c", LIVE_ATTRIBUTES], capture_output=True, text=True,
+                         check=True, cwd=ROOT).stdout
+    live = set(json.loads(out))
     assert live <= MODULE_ATTRIBUTES, sorted(live - MODULE_ATTRIBUTES)
 
 
