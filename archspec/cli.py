@@ -55,19 +55,16 @@ def _existing(path: Path) -> None:
 
 
 def graph_or_exit(spec: Path, input: Optional[str] = None, allow_outside: bool = False,
-                  weights: Optional[Path] = None, run_batch: Optional[int] = None):
+                  weights: Optional[Path] = None, run_batch: Optional[int] = None, quiet: bool = False):
     """What every command that takes a spec does first: check the files exist (exit 2), parse
-    --input (exit 2), load and expand the spec (a located error, exit 1). With `run_batch`
-    (commands that allocate the model and run it at that batch size), also refuse, before any
-    allocation, a model that cannot fit in this machine's memory (exit 2). Returns the Graph."""
-    _existing(spec)
+    --input (exit 2), load and expand the spec (a located error, exit 1), print the spec's
+    warnings on stderr (unless `quiet`). With `run_batch` (commands that allocate the model and
+    run it at that batch size), also refuse, before any allocation, a model that cannot fit in
+    this machine's memory (exit 2). Returns the Graph."""
     if weights is not None:
         _existing(weights)
-    shape = parse_shape(input)
-    try:
-        graph = load_graph(spec, shape, allow_outside)[1]
-    except SpecError as exc:
-        fail(exc)
+    graph = load_spec_or_exit(spec, parse_shape(input), allow_outside)[1]
+    print_warnings(graph.warnings, quiet)
     if run_batch is not None:
         from archspec.graph.analyze import analyze, memory_needed
 
@@ -145,33 +142,38 @@ def _print_check(result, quiet: bool) -> None:
 
 
 @app.command()
-def report(spec: Path = typer.Argument(..., help="Spec file."),
-           input: Optional[str] = typer.Option(None, "--input", help="Override the input size, CxHxW."),
-           format: str = typer.Option("table", "--format", "-f", help="table, json, markdown or csv."),
-           output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write to a file (atomically)."),
+def report(spec: Path = typer.Argument(..., metavar="SPEC", help="The spec file (.yaml)."),
+           input: Optional[str] = typer.Option(
+               None, "--input", metavar="CxHxW,...",
+               help="Override the input size: a shape (3x224x224), or several side by side, comma-"
+                    "separated; a bare number is a square side (224,320,640; channels and D kept)."),
+           format: str = typer.Option("table", "--format", "-f", metavar="table|json|markdown|csv",
+                                      help="table, json, markdown or csv."),
+           output: Optional[Path] = typer.Option(None, "-o", "--output", metavar="FILE",
+                                                 help="Write to a file (atomically)."),
+           depth: Optional[int] = typer.Option(
+               None, "--depth", min=0, metavar="N",
+               help="Fold blocks nested deeper than N into one row each with their totals, "
+                    "repetitions as ×k (as graph --depth draws them; 0: every top-level block)."),
+           columns: Optional[str] = typer.Option(
+               None, "--columns", metavar="COLS",
+               help="Table columns: a list (layer,op,output,params) or changes to the default ones "
+                    "(+input,+kernel,+stride,-rf). Known: layer, op, input, output, kernel, stride, "
+                    "params, params%, macs, macs%, memory, rf."),
+           layers: Optional[str] = typer.Option(
+               None, "--layers", metavar="A,B,...",
+               help="With several --input sizes: the layers (or blocks) whose shapes are shown. "
+                    "Default: the stage outputs."),
            sharing: bool = typer.Option(False, "--sharing",
                                         help="Show what weight sharing saves: shared vs unshared vs fully "
                                              "connected parameters per layer."),
-           allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory.")):
+           quiet: bool = typer.Option(False, "--quiet", "-q", help="No warnings on stderr."),
+           allow_outside: bool = typer.Option(False, "--allow-outside",
+                                              help="Let 'extends' leave the spec's directory.")):
     """Per-layer output shape, parameters, MACs, memory and receptive field, with totals."""
-    from archspec.graph.analyze import analyze, sharing as sharing_rows
-    from archspec.report.render import RENDERERS, render_sharing
+    from archspec.report.command import ReportOptions, run
 
-    if format not in RENDERERS:
-        fail(f"--format must be one of {', '.join(RENDERERS)}. Received: '{format}'", EXIT_USAGE)
-    graph = graph_or_exit(spec, input, allow_outside)
-    if sharing:
-        rows = sharing_rows(graph)
-        text = json.dumps(rows, indent=2) if format == "json" else render_sharing(rows)
-    else:
-        text = RENDERERS[format](analyze(graph))
-    if output is None:
-        typer.echo(text)
-    else:
-        from archspec.io import write_atomic
-
-        write_atomic(output, text.encode() + b"\n")
-        typer.echo(f"wrote {output}", err=True)
+    run(ReportOptions(spec, input, format, output, sharing, depth, columns, layers, quiet, allow_outside))
 
 
 @app.command()
