@@ -60,10 +60,15 @@ class Probe(torch.fx.Interpreter):
         self.graph_ = graph
         self.cut_global = cut_global
         self.values = {}
+        self.failed_at = None
 
     def run_node(self, n):
-        out = super().run_node(n)
         name = n.target if n.op == "call_module" else n.meta.get("archspec_node")
+        try:
+            out = super().run_node(n)
+        except Exception:
+            self.failed_at = name  # where PyTorch gave up
+            raise
         node = self.graph_.nodes.get(name) if name is not None else None
         if node is None:
             return out

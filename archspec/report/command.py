@@ -26,9 +26,12 @@ class ReportOptions:
 
 
 def use_colour(stream=None) -> bool:
-    """Colour only on a terminal, never with NO_COLOR set (https://no-color.org) or TERM=dumb."""
+    """Colour only on a terminal, never with NO_COLOR set (https://no-color.org) or TERM=dumb,
+    and only where rich (which typer brings) is installed."""
+    from importlib.util import find_spec
+
     stream = stream or sys.stdout
-    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb" or find_spec("rich") is None:
         return False
     try:
         return stream.isatty()
