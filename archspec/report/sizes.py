@@ -15,10 +15,12 @@ MEANING = {
 def property_text(sweep: Sweep, prop: str) -> str:
     """The rule for `prop`, or (sizes skipped) the sizes found."""
     rule = sweep.rules[prop]
-    if rule is not None:
+    if rule is not None and rule.holds:
         return rule_text(rule, sweep.step)
     found = [s.n for s in sweep.sizes if s.valid and getattr(s, prop)]
-    return f"n = {_ranges(found, sweep.step)} (every {sweep.step}th size)" if found else "none found"
+    why = (f"every {sweep.step}th size checked" if rule is None else
+           f"the range is too short to see the answers repeat with period {sweep.period}")
+    return f"n = {_ranges(found, sweep.step)} ({why})" if found else f"none found ({why})"
 
 
 def rule_text(rule: Rule, step: int = 1) -> str:
@@ -34,17 +36,21 @@ def rule_text(rule: Rule, step: int = 1) -> str:
             parts.append(congruence if rule.start <= first else f"n ≥ {rule.start} with {congruence}")
     if rule.extra:
         parts.append(f"n = {_ranges(rule.extra, step)}")
-    text = " and ".join(parts) if parts else "none"
-    return text if rule.holds else f"{text} (the answers do not repeat in the range: sizes listed as found)"
+    return " and ".join(parts) if parts else "none"
 
 
 def _coarsest(residues: tuple, p: int) -> tuple[int, list]:
-    """The smallest modulus d (dividing p) that states the same residues mod p, and the classes."""
+    """The smallest modulus d (dividing p) that states the same residues mod p, and the classes.
+    The residues are a union of classes mod d exactly when there are p/d times as many of them
+    as classes, so only d = p/k with k up to their number can do (p may be huge)."""
     wanted = set(residues)
-    for d in sorted(d for d in range(1, p + 1) if p % d == 0):
-        classes = sorted({r % d for r in wanted})
-        if {x for x in range(p) if x % d in classes} == wanted:
-            return d, classes
+    for k in range(len(wanted), 0, -1):
+        if p % k:
+            continue
+        d = p // k
+        classes = {r % d for r in wanted}
+        if len(wanted) == len(classes) * k:
+            return d, sorted(classes)
     return p, sorted(wanted)
 
 
@@ -95,7 +101,7 @@ def render_text(sweep: Sweep) -> str:
     holds = all(r is not None and r.holds for r in sweep.rules.values())
     verdict = ("every size checked agrees with the rules" if holds else
                "rules need every size (--step 1)" if sweep.step > 1 else
-               "the answers do not all repeat with it in this range")
+               "where the range is too short to see the answers repeat, the sizes are listed as found")
     lines.append(f"period {sweep.period} (the product of the strides to the deepest map): {verdict}")
     lines += [f"  {LABELS[p]}: {MEANING[p]}" for p in PROPERTIES]
     return "\n".join(lines)
