@@ -44,12 +44,15 @@ class CheckResult:
                 "summary": summary}
 
 
-def check_file(path, *, allow_outside: bool = False, input_override=None) -> CheckResult:
-    """Check the spec file at `path`; never raises for problems with the spec."""
+def check_file(path, *, allow_outside: bool = False, input_override=None,
+               var_overrides: dict | None = None) -> CheckResult:
+    """Check the spec file at `path` (with `var_overrides` as `--set` gives them); never raises
+    for problems with the spec."""
     from archspec.spec.compose import load_spec
 
     return _check(str(path), lambda: load_spec(path, allow_outside=allow_outside,
-                                                input_override=input_override))
+                                                input_override=input_override,
+                                                var_overrides=var_overrides))
 
 
 def check_text(text: str, file: str = "<spec>", *, base_dir=".", allow_outside: bool = False,

@@ -13,6 +13,7 @@ from typing import List, Optional
 
 import typer
 
+from archspec.commands.options import set_option
 from archspec.errors import SpecError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -40,13 +41,27 @@ def parse_shape(text: Optional[str]) -> Optional[tuple]:
     return shape
 
 
-def load_graph(path: Path, input_shape=None, allow_outside: bool = False):
+def load_graph(path: Path, input_shape=None, allow_outside: bool = False, var_overrides=None):
     """Load and expand a spec; SpecErrors propagate to the caller."""
     from archspec.graph.build import build_graph
     from archspec.spec.compose import load_spec
 
-    spec = load_spec(path, allow_outside=allow_outside, input_override=input_shape)
+    spec = load_spec(path, allow_outside=allow_outside, input_override=input_shape, var_overrides=var_overrides)
     return spec, build_graph(spec)
+
+
+def parse_sets(items: Optional[List[str]]) -> dict:
+    """['width=1.1', 'depth=2'] -> {'width': '1.1', 'depth': '2'}; malformed ones exit 2."""
+    overrides: dict = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            fail(f"--set must look like NAME=VALUE, e.g. --set width=1.1. Received: '{item}'", EXIT_USAGE)
+        if name in overrides:
+            fail(f"--set {name} is given twice", EXIT_USAGE)
+        overrides[name] = value.strip()
+    return overrides
 
 
 def _existing(path: Path) -> None:
@@ -55,15 +70,17 @@ def _existing(path: Path) -> None:
 
 
 def graph_or_exit(spec: Path, input: Optional[str] = None, allow_outside: bool = False,
-                  weights: Optional[Path] = None, run_batch: Optional[int] = None, quiet: bool = False):
+                  weights: Optional[Path] = None, run_batch: Optional[int] = None,
+                  sets: Optional[List[str]] = None, quiet: bool = False):
     """What every command that takes a spec does first: check the files exist (exit 2), parse
-    --input (exit 2), load and expand the spec (a located error, exit 1), print the spec's
-    warnings on stderr (unless `quiet`). With `run_batch` (commands that allocate the model and
-    run it at that batch size), also refuse, before any allocation, a model that cannot fit in
-    this machine's memory (exit 2). Returns the Graph."""
+    --input and --set (exit 2), load and expand the spec (a located error, exit 1; a --set
+    naming no variable of the spec exits 2), print the spec's warnings on stderr (unless
+    `quiet`). With `run_batch` (commands that allocate the model and run it at that batch
+    size), also refuse, before any allocation, a model that cannot fit in this machine's memory
+    (exit 2). Returns the Graph."""
     if weights is not None:
         _existing(weights)
-    graph = load_spec_or_exit(spec, parse_shape(input), allow_outside)[1]
+    graph = load_spec_or_exit(spec, parse_shape(input), allow_outside, sets)[1]
     print_warnings(graph.warnings, quiet)
     if run_batch is not None:
         from archspec.graph.analyze import analyze, memory_needed
@@ -76,11 +93,17 @@ def graph_or_exit(spec: Path, input: Optional[str] = None, allow_outside: bool =
     return graph
 
 
-def load_spec_or_exit(spec: Path, shape: Optional[tuple] = None, allow_outside: bool = False):
+def load_spec_or_exit(spec: Path, shape: Optional[tuple] = None, allow_outside: bool = False,
+                      sets: Optional[List[str]] = None):
     """As `graph_or_exit`, for commands that need the Spec too: returns (Spec, Graph)."""
+    from archspec.spec.compose import VarOverrideError
+
     _existing(spec)
+    overrides = parse_sets(sets)
     try:
-        return load_graph(spec, shape, allow_outside)
+        return load_graph(spec, shape, allow_outside, overrides)
+    except VarOverrideError as exc:
+        fail(exc, EXIT_USAGE)
     except SpecError as exc:
         fail(exc)
 
@@ -107,22 +130,27 @@ def check(specs: List[Path] = typer.Argument(..., help="Spec files to check."),
           format: str = typer.Option("text", "--format", "-f", help="text, or json: one document "
                                                                      "listing every file's errors and "
                                                                      "warnings."),
-          allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's project.")):
+          allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's project."),
+          sets: Optional[List[str]] = set_option()):
     """Validate specs: schema, references and every shape. Reports every independent error of
-    each file (with its code), not just the first. Exit 1 if any spec is invalid."""
+    each file (with its code), not just the first. Exit 1 if any spec is invalid (2 if a --set
+    names no variable of a spec)."""
     from archspec.check import check_file
 
     if format not in ("text", "json"):
         fail(f"--format must be text or json. Received: '{format}'", EXIT_USAGE)
     for path in specs:
         _existing(path)
-    results = [check_file(path, allow_outside=allow_outside) for path in specs]
+    overrides = parse_sets(sets)
+    results = [check_file(path, allow_outside=allow_outside, var_overrides=overrides) for path in specs]
     if format == "json":
         typer.echo(json.dumps({"ok": all(r.ok for r in results),
                                "files": [r.to_json() for r in results]}, indent=2))
     else:
         for result in results:
             _print_check(result, quiet)
+    if any(e.code == "AS210" for r in results for e in r.errors):
+        raise typer.Exit(EXIT_USAGE)  # the command line, not the spec, is wrong
     if not all(r.ok for r in results):
         raise typer.Exit(EXIT_INVALID)
 
@@ -159,7 +187,7 @@ def report(spec: Path = typer.Argument(..., metavar="SPEC", help="The spec file 
                None, "--columns", metavar="COLS",
                help="Table columns: a list (layer,op,output,params) or changes to the default ones "
                     "(+input,+kernel,+stride,-rf). Known: layer, op, input, output, kernel, stride, "
-                    "params, params%, macs, macs%, memory, rf."),
+                    "params, params%, macs, macs%, flops, memory, rf."),
            layers: Optional[str] = typer.Option(
                None, "--layers", metavar="A,B,...",
                help="With several --input sizes: the layers (or blocks) whose shapes are shown. "
@@ -167,13 +195,40 @@ def report(spec: Path = typer.Argument(..., metavar="SPEC", help="The spec file 
            sharing: bool = typer.Option(False, "--sharing",
                                         help="Show what weight sharing saves: shared vs unshared vs fully "
                                              "connected parameters per layer."),
+           flops: bool = typer.Option(False, "--flops", help="Show FLOPs beside MACs (conventions: "
+                                                               "docs/format.md)."),
+           batch: int = typer.Option(1, "--batch", help="Batch size for the memory figures."),
+           dtype: str = typer.Option("fp32", "--dtype", help="fp32, fp16, bf16 or int8: bytes per value "
+                                                             "of weights and activations."),
+           optimizer: Optional[str] = typer.Option(None, "--optimizer",
+                                                   help="sgd, momentum, adam or adamw: optimizer state in "
+                                                        "the training memory (default sgd)."),
            quiet: bool = typer.Option(False, "--quiet", "-q", help="No warnings on stderr."),
            allow_outside: bool = typer.Option(False, "--allow-outside",
-                                              help="Let 'extends' leave the spec's directory.")):
-    """Per-layer output shape, parameters, MACs, memory and receptive field, with totals."""
+                                              help="Let 'extends' leave the spec's directory."),
+           sets: Optional[List[str]] = set_option()):
+    """Per-layer output shape, parameters, MACs (and FLOPs), memory and receptive field, with
+    totals; inference peak and training memory at --batch and --dtype."""
     from archspec.report.command import ReportOptions, run
 
-    run(ReportOptions(spec, input, format, output, sharing, depth, columns, layers, quiet, allow_outside))
+    _memory_options(batch, dtype, optimizer)
+    run(ReportOptions(spec, input, format, output, sharing, depth, columns, layers, quiet, allow_outside,
+                      flops, batch, dtype, optimizer or "sgd", sets))
+
+
+def _memory_options(batch: int, dtype: str, optimizer: Optional[str]) -> None:
+    """Refuse report's memory options that make no sense (exit 2)."""
+    from archspec.graph.memory import DTYPES, OPTIMIZERS
+
+    if batch < 1:
+        fail(f"--batch must be at least 1. Received: {batch}", EXIT_USAGE)
+    if dtype not in DTYPES:
+        fail(f"--dtype must be one of {', '.join(DTYPES)}. Received: '{dtype}'", EXIT_USAGE)
+    if optimizer is not None and optimizer not in OPTIMIZERS:
+        fail(f"--optimizer must be one of {', '.join(OPTIMIZERS)}. Received: '{optimizer}'", EXIT_USAGE)
+    if optimizer is not None and dtype == "int8":
+        fail("--optimizer describes training, and int8 is an inference format; use fp32, fp16 or bf16",
+             EXIT_USAGE)
 
 
 @app.command()

@@ -35,6 +35,8 @@ CODES = {
     "AS207": ("error", "unknown variable"),
     "AS208": ("error", "an expression cannot be evaluated (syntax, unsupported operation, range)"),
     "AS209": ("error", "a template argument is missing or unknown"),
+    "AS210": ("error", "a '--set NAME=VALUE' option names no variable of the spec, or its value is not "
+                       "one plain value (a number, true/false or a string)"),
     # how layers connect
     "AS301": ("error", "'from' names no earlier layer"),
     "AS302": ("error", "a name is already taken in its block"),
@@ -45,6 +47,9 @@ CODES = {
     "AS307": ("error", "'override' names no layer of the base spec, or has no 'extends'"),
     "AS308": ("error", "'extends' cannot be followed: missing file, outside the project, a cycle or "
                        "too deep a chain"),
+    "AS309": ("error", "'tie' names no earlier layer (a later one, this layer itself or a block containing it)"),
+    "AS310": ("error", "a tied layer does not match the layer whose parameters it uses (op, settings, "
+                       "parameter shapes, structure, trainable, training-only)"),
     # shapes
     "AS401": ("error", "an op's shape rule is broken (input rank, window larger than the input, "
                        "channels that do not divide)"),

@@ -50,7 +50,10 @@ def smallest_valid(path: Path):
 
 
 def node_parameters(model, node) -> list:
-    """The parameters compiled for `node`: its submodule's, or the bare parameter itself."""
+    """The parameters compiled for `node`: its submodule's, or the bare parameter itself (none
+    for a tied node: it calls its owner's)."""
+    if node.tie is not None:
+        return []
     if OPS[node.op].bare_parameter:
         return [model.get_parameter(node.name)]
     return list(model.get_submodule(node.name).parameters())
@@ -81,10 +84,10 @@ def check_parity(graph, *, training_heads: bool = True):
         ShapeProp(model).propagate(x)
     seen = set()
     for fx_node in model.graph.nodes:
-        if fx_node.op == "call_module":
+        if "archspec_node" in fx_node.meta:
+            name = fx_node.meta["archspec_node"]  # a bare-parameter op (x * parameter), a tied node
+        elif fx_node.op == "call_module":
             name = fx_node.target
-        elif fx_node.op == "call_function" and "archspec_node" in fx_node.meta:
-            name = fx_node.meta["archspec_node"]  # a bare-parameter op: x * parameter
         else:
             continue
         got = tuple(fx_node.meta["tensor_meta"].shape)

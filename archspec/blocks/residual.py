@@ -38,9 +38,24 @@ The **custom** form gives the body as a layer list:
 
 The shortcut (both forms) is the identity when the body keeps the shape, else (with
 `shortcut: auto`) a projection — a strided 1×1 convolution plus batch norm (`norm`), named
-like torchvision's `downsample.0` / `downsample.1`. `shortcut: identity | projection | [layers]`
+like torchvision's `downsample.0` / `downsample.1`. `shortcut: when_same` is the identity when
+the body keeps the shape and *no shortcut at all* otherwise: the block is then just its body
+(no add), as in MobileNetV2/V3's, MnasNet's and EfficientNet's inverted residuals, whose
+first block of a stage changes the shape. `shortcut: identity | projection | [layers]`
 forces one; `shortcut_from` feeds the shortcut from a layer inside the body instead of the
 block input. The add is the node `<block>.add`.
+
+`drop_path: p` is stochastic depth on the residual branch (torchvision's `StochasticDepth(p,
+"row")`, the node `<block>.stochastic_depth`): in training each sample's branch is dropped with
+probability p (the rest scaled by 1/(1-p)) before the add; at inference it is the identity. It
+is only added where there is a shortcut, as torchvision's MBConv does.
+
+```yaml
+- residual:                     # an inverted residual: a skip only where the shape is kept
+    shortcut: when_same
+    drop_path: 0.05
+    body: [...]
+```
 
 Input shape: (C, L), (C, H, W) or (C, D, H, W); presets and projections take the input's
 rank (a 3×3 conv is 3×3×3 on (C, D, H, W), as in torchvision's video ResNets, and the stride
@@ -75,7 +90,8 @@ class ResidualParams(BlockParams):
     preact: bool = False
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     se: Optional[SEParams] = None
-    shortcut: Union[Literal["auto", "identity", "projection"], list] = "auto"
+    shortcut: Union[Literal["auto", "identity", "projection", "when_same"], list] = "auto"
+    drop_path: Optional[float] = Field(None, ge=0.0, le=1.0)
     shortcut_id: Name = "downsample"
     shortcut_from: Optional[str] = None
     norm: Optional[bool] = None  # batch norm after the projection conv (default: not for preact)
@@ -138,6 +154,11 @@ class Residual(Block):
         if p.shortcut_from is not None:
             x = builder.resolve(p.shortcut_from, scope, src.child("shortcut_from"), "residual shortcut_from")
         short = self._shortcut(builder, p, scope, src, x, body_out, preact_x)
+        if short is None:  # `when_same` and the body changes the shape: the block is its body
+            return self._after(builder, p, scope, src, body_out)
+        if p.drop_path is not None:
+            body_out = builder.add_op("drop_path", scope.qualify("stochastic_depth"), [body_out], src, scope,
+                                      p=p.drop_path)
         try:
             merged = builder.add_op("add", scope.qualify("add"), [body_out, short], src, scope)
         except SpecError as exc:
@@ -146,6 +167,10 @@ class Residual(Block):
                             "(a projection where needed)" if short == x else
                             "the shortcut's output must have the body's output shape")
             raise
+        return self._after(builder, p, scope, src, merged)
+
+    @staticmethod
+    def _after(builder, p, scope, src, merged):
         if p.after is not None:
             if not p.after:
                 return merged
@@ -163,8 +188,10 @@ class Residual(Block):
             builder.ids[name] = out
             return out
         same = builder.shape(x) == builder.shape(body_out)
-        if p.shortcut == "identity" or (p.shortcut == "auto" and same):
+        if p.shortcut == "identity" or (p.shortcut in ("auto", "when_same") and same):
             return x
+        if p.shortcut == "when_same":
+            return None
         if preact_x is not None and p.shortcut_from is None:
             x = preact_x  # pre-activation: project the pre-activated input
         norm = p.norm if p.norm is not None else not p.preact

@@ -6,9 +6,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
+
+from archspec.commands.options import set_option
 
 from archspec.commands.runtime import (check_device, device_option, export_spec, is_onnx,
                                        model_input_or_exit, open_session)
@@ -40,7 +42,8 @@ def bench(model: Path = typer.Argument(..., help="Spec file, or an .onnx file (O
           input: Optional[str] = typer.Option(None, "--input", help="Spec only: override the input size, CxHxW."),
           weights: Optional[Path] = typer.Option(None, "--weights", help="Spec only: load weights first."),
           seed: int = typer.Option(0, "--seed", help="Seed of the weights and inputs."),
-          allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory.")):
+          allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory."),
+          sets: Optional[List[str]] = set_option()):
     """PyTorch eager vs ONNX Runtime latency and throughput, side by side.
 
     One process, the same weights and inputs, interleaved runs; median and p90 latency and
@@ -56,12 +59,14 @@ def bench(model: Path = typer.Argument(..., help="Spec file, or an .onnx file (O
     _existing(model)
     if onnx_file and (input is not None or weights is not None):
         fail("--input and --weights apply to specs; an .onnx file has both built in", EXIT_USAGE)
+    if onnx_file and sets:
+        fail("--set applies to specs; an .onnx file has its variables' values built in", EXIT_USAGE)
     module, torch = None, None
     with tempfile.TemporaryDirectory(prefix="archspec-bench-") as tmpdir:
         name, path = model.stem, model
         if not onnx_file:
             graph, module, path = export_spec(model, tmpdir, input=input, weights=weights, seed=seed,
-                                              allow_outside=allow_outside, run_batch=max(sizes))
+                                              allow_outside=allow_outside, run_batch=max(sizes), sets=sets)
             name = graph.name
         session = open_session(path, device, threads)
     spec = model_input_or_exit(session, model, sizes)

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
+
+from archspec.commands.options import set_option
 
 SUFFIXES = (".pt2", ".pth")
 
@@ -28,7 +30,8 @@ def build(spec: Path = typer.Argument(..., help="Spec file."),
               False, "--zero-init-residual", help="Zero the last batch norm of each residual branch."),
           training_heads: bool = typer.Option(
               False, "--training-heads", help="Include training-only heads (auxiliary classifiers)."),
-          allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory.")):
+          allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory."),
+          sets: Optional[List[str]] = set_option()):
     """Compile a spec to a PyTorch module: check it, build it, optionally load weights, and
     write it as a torch.export program (.pt2) or a state_dict (.pth)."""
     from archspec.cli import EXIT_USAGE, fail, graph_or_exit
@@ -38,7 +41,7 @@ def build(spec: Path = typer.Argument(..., help="Spec file."),
     if output is not None and output.suffix not in SUFFIXES:
         fail(f"-o must end in .pt2 (exported program) or .pth (state_dict). Received: '{output}'",
              EXIT_USAGE)
-    graph = graph_or_exit(spec, input, allow_outside, weights, run_batch=2)  # .pt2 traces at batch 2
+    graph = graph_or_exit(spec, input, allow_outside, weights, run_batch=2, sets=sets)  # .pt2 traces at batch 2
 
     import torch  # only now: a spec error above is reported without paying for torch
 

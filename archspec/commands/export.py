@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
+
+from archspec.commands.options import set_option
 
 MIN_OPSET = 18  # the dynamo exporter's torchlib targets opset 18 and later
 
@@ -38,7 +40,8 @@ def export(spec: Path = typer.Argument(..., help="Spec file."),
            calibration: Optional[Path] = typer.Option(
                None, "--calibration", help="int8 calibration inputs, a .npy array (N, C, H, W)."),
            seed: int = typer.Option(0, "--seed", help="Seed of the initial weights and test inputs."),
-           allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory.")):
+           allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory."),
+           sets: Optional[List[str]] = set_option()):
     """Export a spec to one verified, self-contained ONNX file.
 
     Torch dynamo exporter, dynamic batch axis, input 'input' and output 'logits', written
@@ -62,7 +65,7 @@ def export(spec: Path = typer.Argument(..., help="Spec file."),
         fail(f"{output} already exists (use --force to overwrite)", EXIT_USAGE)
     if output.exists() and output.is_dir():
         fail(f"{output} is a directory", EXIT_USAGE)
-    graph = graph_or_exit(spec, input, allow_outside, weights, run_batch=5)  # verified up to batch 5
+    graph = graph_or_exit(spec, input, allow_outside, weights, run_batch=5, sets=sets)  # verified up to batch 5
 
     import onnx
 

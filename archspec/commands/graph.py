@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
+
+from archspec.commands.options import set_option
 
 
 def register(app: typer.Typer) -> None:
@@ -20,7 +22,8 @@ def graph(spec: Path = typer.Argument(..., help="Spec file."),
                    "is a box). Default: everything for small nets, fewer levels for big ones."),
           input: Optional[str] = typer.Option(None, "--input", help="Override the input size, CxHxW."),
           direction: str = typer.Option("TB", "--direction", help="TB (top to bottom) or LR."),
-          allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory.")):
+          allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory."),
+          sets: Optional[List[str]] = set_option()):
     """Draw the architecture: blocks as clusters, shapes on edges, repeats folded as ×N."""
     from archspec.cli import EXIT_USAGE, fail, graph_or_exit
     from archspec.report import diagram
@@ -33,7 +36,7 @@ def graph(spec: Path = typer.Argument(..., help="Spec file."),
             diagram.find_dot()  # fail before the work if the picture cannot be rendered
     except diagram.DiagramError as exc:
         fail(str(exc), EXIT_USAGE)
-    built = graph_or_exit(spec, input, allow_outside)
+    built = graph_or_exit(spec, input, allow_outside, sets=sets)
     chosen = diagram.default_depth(built) if depth is None else depth
     try:
         diagram.write(diagram.to_dot(built, chosen, direction), output)

@@ -8,9 +8,11 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
+
+from archspec.commands.options import set_option
 
 FORMATS = ("text", "json")
 OUTPUT_SUFFIXES = (".npy", ".npz", ".json")
@@ -69,13 +71,13 @@ def model_input_or_exit(session, source, batches):
     return spec
 
 
-def export_spec(spec: Path, tmpdir: str, *, input, weights, seed, allow_outside, run_batch=1):
+def export_spec(spec: Path, tmpdir: str, *, input, weights, seed, allow_outside, run_batch=1, sets=None):
     """Load, compile and export a spec to a verified temporary .onnx; (graph, module, path)."""
     from archspec.cli import fail, graph_or_exit
     from archspec.commands.export import quiet_exporter_logs
     from archspec.errors import SpecError
 
-    graph = graph_or_exit(spec, input, allow_outside, weights, run_batch=max(5, run_batch))
+    graph = graph_or_exit(spec, input, allow_outside, weights, run_batch=max(5, run_batch), sets=sets)
     quiet_exporter_logs()
     from archspec.compile.onnx_export import compile_for_export, export_onnx
 
@@ -111,7 +113,8 @@ def run(model: Path = typer.Argument(..., help="An .onnx file, or a spec (export
         seed: int = typer.Option(0, "--seed", help="Seed of random inputs (and a spec's weights)."),
         input: Optional[str] = typer.Option(None, "--input", help="Spec only: override the input size, CxHxW."),
         weights: Optional[Path] = typer.Option(None, "--weights", help="Spec only: load weights first."),
-        allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory.")):
+        allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory."),
+        sets: Optional[List[str]] = set_option()):
     """Run a model (.onnx, or a spec exported on the fly) with ONNX Runtime.
 
     Prints the outputs (top-k classes per sample) and the execution provider that actually ran.
@@ -129,11 +132,13 @@ def run(model: Path = typer.Argument(..., help="An .onnx file, or a spec (export
     _existing(model)
     if onnx_file and (input is not None or weights is not None):
         fail("--input and --weights apply to specs; an .onnx file has both built in", EXIT_USAGE)
+    if onnx_file and sets:
+        fail("--set applies to specs; an .onnx file has its variables' values built in", EXIT_USAGE)
     with tempfile.TemporaryDirectory(prefix="archspec-run-") as tmpdir:
         path = model
         if not onnx_file:
             path = export_spec(model, tmpdir, input=input, weights=weights, seed=seed,
-                               allow_outside=allow_outside, run_batch=batch)[2]
+                               allow_outside=allow_outside, run_batch=batch, sets=sets)[2]
         start = time.perf_counter()
         session = open_session(path, device)
         session_ms = (time.perf_counter() - start) * 1e3

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
+
+from archspec.commands.options import set_option
 
 
 def register(app: typer.Typer) -> None:
@@ -29,7 +31,8 @@ def sizes(spec: Path = typer.Argument(..., metavar="SPEC", help="The spec file (
           format: str = typer.Option("text", "--format", "-f", metavar="text|json", help="text or json."),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="No warnings on stderr."),
           allow_outside: bool = typer.Option(False, "--allow-outside",
-                                             help="Let 'extends' read specs outside the spec's project.")):
+                                             help="Let 'extends' read specs outside the spec's project."),
+          sets: Optional[List[str]] = set_option()):
     """Which input sizes the network takes: every size in a range built by the static checker,
     the smallest valid one, and the rules they follow (divisibility by the product of the
     strides), with the sizes where an adaptive pooling replicates values."""
@@ -39,7 +42,7 @@ def sizes(spec: Path = typer.Argument(..., metavar="SPEC", help="The spec file (
 
     if format not in ("text", "json"):
         fail(f"--format must be text or json. Received: '{format}'", EXIT_USAGE)
-    loaded, graph = load_spec_or_exit(spec, parse_shape(input), allow_outside)
+    loaded, graph = load_spec_or_exit(spec, parse_shape(input), allow_outside, sets)
     try:
         chosen, letters = analysis.parse_axes(axes, len(loaded.input) - 1)
     except ValueError as exc:

@@ -128,7 +128,7 @@ def zero_init_residual(module: nn.Module, graph: Graph, names) -> list[str]:
     """Zero γ of the last batch norm of every residual branch; returns their names."""
     zeroed = []
     for name in residual_branch_norms(graph, names):
-        bn = module.get_submodule(name)
+        bn = module.get_submodule(graph.nodes[name].tie or name)  # a tied norm is its owner's
         if getattr(bn, "weight", None) is not None:
             nn.init.zeros_(bn.weight)
             zeroed.append(name)

@@ -178,8 +178,8 @@ def locate_export_failure(module, graph, opset=None, limit: int = 48):
 
     seen = set()
     for node in graph.inference_nodes():
-        if OPS[node.op].bare_parameter:
-            continue  # a multiply by a parameter, not a submodule to export alone
+        if OPS[node.op].bare_parameter or node.tie is not None:
+            continue  # a multiply by a parameter, or another node's module: nothing to export alone
         shapes = [graph.shape(i) for i in node.inputs]
         key = (node.op, repr(node.params), tuple(shapes))
         if key in seen:

@@ -15,6 +15,7 @@ import torch.nn as nn
 
 from archspec.compile import modules
 from archspec.graph.build import build_graph
+from archspec.graph.inplace import in_place_inputs, overwritable_inputs  # noqa: F401 - re-exported
 from archspec.graph.ir import INPUT, Graph
 from archspec.ops import OPS
 from archspec.spec.compose import Spec, load_spec
@@ -57,10 +58,13 @@ def _build(graph: Graph, training_heads: bool, init: str, zero_residual: bool) -
 
     keep = [n for n in graph.nodes.values() if training_heads or not n.training_only]
     outputs = [graph.output, *graph.extra_outputs] if training_heads else [graph.output]
-    writable = overwritable_inputs(graph, keep, outputs)
+    writable = in_place_inputs(graph, keep, outputs)
     root = nn.Module()
     args = {}
     for node in keep:
+        if node.tie is not None:  # calls its owner's module: one set of parameters (graph/tie.py)
+            args[node.name] = tuple(node.inputs)
+            continue
         in_shapes = [graph.shape(i) for i in node.inputs]
         module = OPS[node.op].torch(node.params, in_shapes, node.shape)
         bare = OPS[node.op].bare_parameter
@@ -77,9 +81,9 @@ def _build(graph: Graph, training_heads: bool, init: str, zero_residual: bool) -
     for node in keep:
         inputs = tuple(values[i] for i in args[node.name])
         if OPS[node.op].bare_parameter:
-            values[node.name] = _multiply_by_parameter(code, node.name, inputs[0])
+            values[node.name] = _multiply_by_parameter(code, node.tie or node.name, inputs[0], node.name)
         else:
-            values[node.name] = code.call_module(node.name, inputs)
+            values[node.name] = _call_module(code, node, inputs)
     if len(outputs) > 1:
         code.output(tuple(values[n] for n in outputs))
     else:
@@ -91,45 +95,13 @@ def _build(graph: Graph, training_heads: bool, init: str, zero_residual: bool) -
     return module
 
 
-def overwritable_inputs(graph: Graph, nodes, outputs) -> dict:
-    """For each node among `nodes`, the index of an input it may overwrite in place, if any.
-
-    A node may overwrite an input only if nothing else ever reads that tensor: it is not the
-    network's input (the caller's tensor), it and every tensor it aliases (through identity,
-    dropout, flatten: `Op.aliases_input`) has this node as its only consumer and is not
-    returned, and the tensor's producer is one whose result autograd does not keep
-    (`Op.fresh_output`; relu, sigmoid, tanh, softmax and elu keep theirs)."""
-    names = {n.name for n in nodes}
-    users: dict[str, int] = {}
-    for node in nodes:
-        for src in node.inputs:
-            users[src] = users.get(src, 0) + 1
-    for name in outputs:
-        users[name] = users.get(name, 0) + 1  # a returned tensor has a reader outside
-
-    def private(name: str) -> bool:
-        while name != INPUT and name in names and users.get(name, 0) == 1:
-            producer = OPS[graph.nodes[name].op]
-            if not producer.aliases_input:
-                return producer.fresh_output
-            name = graph.nodes[name].inputs[0]
-        return False
-
-    found = {}
-    for node in nodes:
-        for k, src in enumerate(node.inputs):
-            if private(src):
-                found[node.name] = k
-                break
-    return found
-
-
 def _in_place(node, module: nn.Module, slot) -> tuple:
     """Decide whether `module` runs in place and return the inputs in the order to pass them.
 
     Activations built with inplace=True (ReLU, ReLU6) stay in place only when their input is
-    theirs to overwrite (see overwritable_inputs). An `add` accumulates into an input that is
-    its to overwrite (as torchvision's `out += identity`), passed first."""
+    theirs to overwrite (`slot`, from archspec/graph/inplace.py, which the memory analysis
+    reads too). An `add` accumulates into an input that is its to overwrite (as torchvision's
+    `out += identity`), passed first."""
     inputs = tuple(node.inputs)
     if isinstance(module, modules.Add):
         module.inplace = slot is not None
@@ -140,10 +112,21 @@ def _in_place(node, module: nn.Module, slot) -> tuple:
     return inputs
 
 
-def _multiply_by_parameter(code: fx.Graph, name: str, x: fx.Node) -> fx.Node:
-    """`x * self.<name>` for a `bare_parameter` op; the fx node remembers its archspec node
-    (meta "archspec_node"), since it has no submodule of that name."""
-    out = code.call_function(operator.mul, (x, code.get_attr(name)))
+def _call_module(code: fx.Graph, node, inputs: tuple) -> fx.Node:
+    """A call of the node's submodule; a tied node calls its owner's, under its own name in the
+    generated code (`right_conv1 = self.left.conv1(...)`, meta "archspec_node")."""
+    if node.tie is None:
+        return code.call_module(node.name, inputs)
+    call = code.create_node("call_module", node.tie, inputs, name=node.name.replace(".", "_"))
+    call.meta["archspec_node"] = node.name
+    return call
+
+
+def _multiply_by_parameter(code: fx.Graph, target: str, x: fx.Node, name: str) -> fx.Node:
+    """`x * self.<target>` for a `bare_parameter` op (`target`: the node's own name, or the
+    owner it is tied to); the fx node remembers its archspec node `name` (meta
+    "archspec_node"), since it has no submodule of that name."""
+    out = code.call_function(operator.mul, (x, code.get_attr(target)))
     out.meta["archspec_node"] = name
     return out
 

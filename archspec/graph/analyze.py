@@ -8,7 +8,13 @@ What is counted (docs/counting.md):
 - macs: multiply-accumulates against learned weights, per sample — conv, transposed conv,
   locally connected, linear and RBF layers. Pooling, normalisation, activations and merges
   are element-wise and counted as 0 MACs.
+- flops: floating-point operations per sample at inference, by each op's declared rule
+  (`Op.flops_rule`): 2 per MAC plus the bias additions for weighted ops, a stated cost per
+  element for the rest; ops that only move data declare it (`Op.moves_data`).
 - param_bytes: params × 4 (fp32). activation_bytes: every node's output, × 4 bytes, batch 1.
+- memory (at the report's batch and dtype): the inference peak with liveness and the training
+  footprint with the activations autograd saves (archspec/graph/memory.py). A layer that uses
+  another's parameters (`tie`) has 0 params of its own and names its owner in `tied_to`.
 - receptive field (archspec/graph/receptive.py): size, jump and start per spatial axis,
   whether the output sees global context, and whether the field is exact.
 """
@@ -18,12 +24,18 @@ from dataclasses import asdict, dataclass, field
 from math import prod
 
 from archspec.graph.ir import Graph
+from archspec.graph.memory import DTYPES, memory_summary, saved_activations
 from archspec.graph.receptive import Field, as_number, receptive_fields
 from archspec.ops import OPS
 
-__all__ = ["Field", "LayerStats", "Report", "analyze", "memory_needed", "sharing"]
+Field = Field  # the per-axis receptive field, importable from here as before
 
 BYTES_PER_VALUE = 4  # fp32
+CONVENTIONS = {
+    "macs": "multiply-accumulates against learned weights, per sample",
+    "flops": "floating-point operations per sample at inference: 2 per MAC plus 1 per output element "
+             "for a bias; other ops by their stated cost per element (docs/reference.md, 'FLOPs')",
+}
 
 
 @dataclass
@@ -41,6 +53,9 @@ class LayerStats:
     jump: list
     line: int
     training_only: bool = False
+    flops: int = 0
+    saved_bytes: int = 0  # what autograd keeps for this node first, at the report's batch and dtype
+    tied_to: str | None = None  # the layer whose parameters this one uses
     rf_start: list = field(default_factory=list)  # centre of output position 0's field, per axis
     global_context: bool = False  # depends on every input position (global pooling, SE, ...)
     rf_exact: bool = True  # False: receptive_field is an upper bound, jump an average
@@ -57,6 +72,8 @@ class Report:
     warnings: list
     training_only: dict = field(default_factory=dict)
     outputs: dict = field(default_factory=dict)
+    memory: dict = field(default_factory=dict)
+    conventions: dict = field(default_factory=lambda: dict(CONVENTIONS))
 
     def to_json(self) -> dict:
         return {
@@ -66,19 +83,25 @@ class Report:
             "totals": self.totals,
             "training_only": self.training_only,
             "outputs": self.outputs,
+            "conventions": self.conventions,
+            "memory": self.memory,
             "layers": [asdict(layer) for layer in self.layers],
             "warnings": self.warnings,
         }
 
 
-def analyze(graph: Graph) -> Report:
+def analyze(graph: Graph, *, batch: int = 1, dtype: str = "fp32", optimizer: str = "sgd") -> Report:
+    """The report of `graph`; `batch`, `dtype` (archspec.graph.memory.DTYPES) and `optimizer`
+    (OPTIMIZERS) set the memory section and each layer's `saved_bytes`."""
     fields = receptive_fields(graph)
+    saved, saved_by = saved_activations(graph, batch, DTYPES[dtype])
     layers = []
     for node in graph.nodes.values():
         op = OPS[node.op]
         in_shapes = [graph.shape(i) for i in node.inputs]
-        params = op.params(node.params, in_shapes, node.shape)
-        frozen = params if not node.trainable else op.frozen_params(node.params, in_shapes, node.shape)
+        params = 0 if node.tie else op.params(node.params, in_shapes, node.shape)
+        own = node.trainable and not node.tie  # a tied layer's parameters are counted at its owner
+        frozen = op.frozen_params(node.params, in_shapes, node.shape) if own else params
         rf = fields[node.name]
         layers.append(LayerStats(
             name=node.name, op=node.op, shape=list(node.shape), inputs=list(node.inputs),
@@ -88,18 +111,35 @@ def analyze(graph: Graph) -> Report:
             activation_bytes=prod(node.shape) * BYTES_PER_VALUE,
             receptive_field=[as_number(f.bound) for f in rf.axes], jump=[as_number(f.jump) for f in rf.axes],
             line=node.loc.line, training_only=node.training_only,
+            flops=op.flops(node.params, in_shapes, node.shape), saved_bytes=saved_by.get(node.name, 0),
+            tied_to=node.tie,
             rf_start=[as_number(f.start) for f in rf.axes], global_context=rf.global_context,
             rf_exact=rf.exact, rf_resolved=rf.resolved,
         ))
     main = [s for s in layers if not s.training_only]
     aux = [s for s in layers if s.training_only]
+    counts = {net: _counts(graph, stats) for net, stats in (("inference", main), ("training", layers))}
     return Report(
         name=graph.name, input=list(graph.input_shape), output=list(graph.shape(graph.output)),
         totals=_totals(main), layers=layers,
         warnings=[str(w) for w in graph.warnings],
         training_only=_totals(aux),
         outputs={name: list(graph.shape(name)) for name in [graph.output, *graph.extra_outputs]},
+        memory=memory_summary(graph, batch=batch, dtype=dtype, optimizer=optimizer, saved=saved, **counts),
     )
+
+
+def _counts(graph: Graph, stats) -> dict:
+    """Parameters, trained parameters and buffer values of a network (its layers' `stats`);
+    a tied layer's parameters and buffers are its owner's, counted there."""
+    buffers = 0
+    for s in stats:
+        node = graph.nodes[s.name]
+        if s.tied_to is None:
+            in_shapes = [graph.shape(i) for i in node.inputs]
+            buffers += OPS[node.op].buffers(node.params, in_shapes, node.shape)
+    return {"params": sum(s.params for s in stats), "trainable_params": sum(s.trainable_params for s in stats),
+            "buffers": buffers}
 
 
 def memory_needed(report: Report, batch: int) -> int:
@@ -114,6 +154,8 @@ def sharing(graph: Graph) -> list[dict]:
     connected layer), and with full connectivity (every input to every output, plus biases)."""
     rows = []
     for node in graph.inference_nodes():
+        if node.tie is not None:
+            continue  # its parameters are its owner's, counted on the owner's row
         op = OPS[node.op]
         in_shapes = [graph.shape(i) for i in node.inputs]
         unshared = op.unshared_params(node.params, in_shapes, node.shape)
@@ -131,6 +173,7 @@ def _totals(stats) -> dict:
         "params": sum(s.params for s in stats),
         "trainable_params": sum(s.trainable_params for s in stats),
         "macs": sum(s.macs for s in stats),
+        "flops": sum(s.flops for s in stats),
         "param_bytes": sum(s.param_bytes for s in stats),
         "activation_bytes": sum(s.activation_bytes for s in stats),
     }

@@ -16,9 +16,10 @@ from dataclasses import dataclass, replace
 
 from archspec.blocks import BLOCKS
 from archspec.errors import ShapeError, SpecError, did_you_mean, raise_all
-from archspec.graph.entries import (declared, evaluate_vars, is_layer_entry, normalize,
-                                    path_text)
+from archspec.graph.entries import ListNames, declared, evaluate_vars, is_layer_entry, normalize, path_text
 from archspec.graph.ir import INPUT, BlockInfo, Diagnostic, Graph, Node
+from archspec.graph.repeat import build_repeat
+from archspec.graph.tie import tie_layer
 from archspec.names import name_problem
 from archspec.ops import OPS
 from archspec.spec.compose import Placed, Spec, Template
@@ -85,7 +86,7 @@ class Builder:
         self.steps = 0
         self.name_chars = 0
         self.template_cost: dict[str, int] = {}  # smallest number of steps one use has taken
-        self.global_env, self.failed_vars, self.errors = evaluate_vars(spec.vars)
+        self.global_env, self.failed_vars, self.errors = evaluate_vars(spec.vars, spec.set_vars)
         for name, template in spec.templates.items():
             if name in OPS or name in BLOCKS:
                 self.errors.append(template.src.error(
@@ -123,18 +124,21 @@ class Builder:
 
     def build_list(self, items, src: Src, scope: Scope) -> str:
         """Build a sequence: each layer takes the previous one's output unless it says `from`.
+        Unnamed layers are named by their index (an unnamed `repeat` takes one per copy).
         Returns the output of the last layer that continues the chain."""
         if not isinstance(items, list):
             raise src.error(f"expected a list of layers. Received: {type(items).__name__}", code="AS205")
         current = scope.input
+        names = ListNames(scope)
         for index, item in enumerate(items):
-            out, continues = self._guarded(item, src.child(index), scope, scope.qualify(str(index)), current)
+            out, continues = self._guarded(item, src.child(index), scope, names, current)
             if continues:
                 current = out
         return current
 
-    def _guarded(self, raw, src: Src, scope: Scope, default_name: str, default_input: str):
+    def _guarded(self, raw, src: Src, scope: Scope, default_name, default_input: str):
         """build_layer, but a failing layer is recorded and stands for an unknown output."""
+        taken = default_name.taken if isinstance(default_name, ListNames) else 0
         try:
             return self.build_layer(raw, src, scope, default_name, default_input)
         except BudgetExceeded:
@@ -143,50 +147,89 @@ class Builder:
             self._record(exc)
         except Unknown:
             pass
+        if isinstance(default_name, ListNames):  # the failed layer still holds its index
+            default_name = default_name.take() if default_name.taken == taken else default_name.last
         ident, side_branch = declared(raw, scope.qualify, default_name)
         self.ids.setdefault(ident, FAILED)
         return FAILED, not side_branch
 
-    def build_layer(self, raw, src: Src, scope: Scope, default_name: str, default_input: str):
-        """Build one layer entry. Returns (output node, whether the main chain continues from it)."""
+    def build_layer(self, raw, src: Src, scope: Scope, default_name, default_input: str):
+        """Build one layer entry. Returns (output node, whether the main chain continues from it).
+        `default_name` names it when it has no `id`: a name, or the `ListNames` of its list."""
         if isinstance(raw, Placed):
             raw, src = raw.raw, raw.src
         self._step(src)
         kind, body, body_src = normalize(raw, src)
+        kind = self._layer_kind(kind, body_src, scope, key=body_src is not src)
         definition = self._lookup(kind, body_src, key=body_src is not src)
-        nested = getattr(definition, "nested", ())
-        body = {k: (v if k in nested else self._resolve(v, body_src.child(k), scope.env))
-                for k, v in body.items()}
-        env_keys = {k: body.pop(k) for k in list(body) if k in ENVELOPE_KEYS}
-        what = f"{path_text(src.path)} ({kind})"
-        envelope = validate(Envelope, env_keys, body_src, what)
-        name = scope.qualify(envelope.id) if envelope.id else default_name
-        what = f"{path_text(src.path)} '{name}' ({kind})"
-        if envelope.first is not None and envelope.repeat is None:
-            raise body_src.child("first").error(f"{what}: 'first' only applies with 'repeat'", key=True,
-                                                code="AS203")
+        envelope, first = self._envelope(body, body_src, scope, f"{path_text(src.path)} ({kind})")
+        if envelope.if_ is False:  # left out: the chain goes on from its input
+            return self._left_out(envelope, body_src, scope, default_input, f"{path_text(src.path)} ({kind})")
+        spliced = envelope.repeat is not None and not envelope.id and isinstance(default_name, ListNames)
+        if spliced:
+            name = None  # the copies take the list's next indices, as nn.Sequential(a, *copies) does
+        else:  # a layer holds its index in its list even when its id names it
+            name = default_name.take() if isinstance(default_name, ListNames) else default_name
+            name = scope.qualify(envelope.id) if envelope.id else name
+        what = f"{path_text(src.path)} '{name or default_name.peek()}' ({kind})"
         inputs = self._inputs(envelope, body_src, scope, default_input, what)
         flags = replace(scope, trainable=scope.trainable if envelope.trainable is None else envelope.trainable,
                         training_only=scope.training_only or envelope.training_only)
         if not flags.training_only:
             self._refuse_training_inputs(inputs, body_src, what)
-        self._claim(name, body_src.child("id") if envelope.id else src, what)
-        self.ids[name] = FAILED  # until it is built: a failure inside leaves it unknown
+        if name is not None:
+            self._claim(name, body_src.child("id") if envelope.id else src, what)
+            self.ids[name] = FAILED  # until it is built: a failure inside leaves it unknown
         if envelope.repeat is not None:
-            out = self._repeat(kind, body, src, envelope, name, inputs, flags, what)
-        elif isinstance(definition, Template):
-            out = self._template(definition, body, body_src, name, inputs, flags, what)
-        elif kind in BLOCKS:
-            out = self._block(definition, body, body_src, name, inputs, flags, what)
+            copies = default_name if spliced else None
+            out = build_repeat(self, kind, body, first, src, envelope, name, copies, inputs, flags, what)
         else:
-            out = self._op(kind, body, body_src, name, inputs, flags, what)
+            nested = getattr(definition, "nested", ())
+            body = {k: (v if k in nested else self._resolve(v, body_src.child(k), scope.env))
+                    for k, v in body.items()}
+            if isinstance(definition, Template):
+                out = self._template(definition, body, body_src, name, inputs, flags, what)
+            elif kind in BLOCKS:
+                out = self._block(definition, body, body_src, name, inputs, flags, what)
+            else:
+                out = self._op(kind, body, body_src, name, inputs, flags, what)
         if envelope.expect is not None and self.check_expect:
             self._check_expect(envelope.expect, out, body_src, what)
-        self.ids[name] = out
+        if name is not None:
+            self.ids[name] = out
+        if envelope.tie is not None and envelope.repeat is None:  # a repeat ties each copy
+            tie_layer(self, name, envelope.tie, scope, body_src.child("tie"), what)
         continues = not (envelope.training_only or envelope.output) or scope.training_only
         if envelope.output or (envelope.training_only and not scope.training_only):
             self.graph.extra_outputs.append(out)
         return out, continues
+
+    def _envelope(self, body: dict, src: Src, scope: Scope, what: str):
+        """Take the keys any layer may carry out of `body` and validate them. Returns the
+        Envelope and the raw `first` overrides (resolved per copy, like the repeated settings)."""
+        raw = {k: body.pop(k) for k in list(body) if k in ENVELOPE_KEYS}
+        first = raw.pop("first", None)
+        values = {k: self._resolve(v, src.child(k), scope.env) for k, v in raw.items()}
+        if first is not None:
+            values["first"] = first
+        envelope = validate(Envelope, values, src, what)
+        for key in ("first", "copy_id"):
+            if getattr(envelope, key) is not None and envelope.repeat is None:
+                raise src.child(key).error(f"{what}: '{key}' only applies with 'repeat'", key=True,
+                                           code="AS203")
+        return envelope, first
+
+    def _left_out(self, envelope, src: Src, scope: Scope, default_input: str, what: str):
+        """A layer whose `if` is false is not built: its id (if any) names its input, and the
+        chain continues from there."""
+        inputs = self._inputs(envelope, src, scope, default_input, what)
+        if len(inputs) != 1:
+            raise src.child("if").error(f"{what}: a layer left out by 'if' passes its input on, so it "
+                                        f"needs one input. Received: from={list(inputs)}", key=True,
+                                        code="AS306")
+        if envelope.id:
+            self.ids[scope.qualify(envelope.id)] = inputs[0]
+        return inputs[0], not (envelope.training_only or envelope.output)
 
     def _op(self, kind, body, src, name, inputs, scope, what) -> str:
         op = OPS[kind]
@@ -235,15 +278,17 @@ class Builder:
         return out
 
     def _expand_template(self, template, definition, body, src, name, inputs, scope, what) -> str:
-        env = dict(self.global_env)
+        # Given arguments first, then defaults in order: a default may use the given arguments
+        # and the defaults before it (`inp: $out`: the input width is the output's unless given).
+        given = {arg: body.pop(arg) for arg in definition.args if arg in body}
+        env = {**self.global_env, **given}
         for arg, default in definition.args.items():
-            if arg in body:
-                env[arg] = body.pop(arg)
-            elif default == "required":
+            if arg in given:
+                continue
+            if default == "required":
                 raise src.error(f"{what}: missing required argument '{arg}' of template '{template.name}'",
                                 code="AS209")
-            else:
-                env[arg] = self._resolve(default, template.src.child("args", arg), self.global_env)
+            env[arg] = self._resolve(default, template.src.child("args", arg), env)
         if body:
             key = next(iter(body))
             raise src.child(key).error(f"{what}: unknown argument '{key}' for template '{template.name}'",
@@ -267,35 +312,18 @@ class Builder:
             self.graph.blocks[name].kind = template.name
         return out
 
-    def _repeat(self, kind, body, src, envelope, name, inputs, scope, what) -> str:
-        """`repeat: N`: N copies in sequence named name.0 ... name.N-1 (`first` overrides copy 0).
-        Once copy 1 is built its cost predicts the rest, so a repeat that would blow the budget
-        stops at once instead of after the budget's worth of work."""
-        inner = self._enter(name, "repeat", src.child(kind), inputs, scope, what)
-        self.graph.blocks[name].repeat = envelope.repeat
-        self.graph.blocks[name].kind = kind
-        current = inner.input
-        for i in range(envelope.repeat):
-            entry = dict(body)
-            if i == 0 and envelope.first:
-                entry.update(envelope.first)
-            steps, nodes = self.steps, len(self.graph.nodes)
-            current, _ = self.build_layer(Placed({kind: entry}, src), src, inner, inner.qualify(str(i)), current)
-            if i == 1 and envelope.repeat > 2:
-                left = envelope.repeat - 2
-                self._afford(self.steps - steps, left, src, f"repeat: {envelope.repeat:,}")
-                if len(self.graph.nodes) + left * (len(self.graph.nodes) - nodes) > MAX_NODES:
-                    raise BudgetExceeded(f"{what}: repeat: {envelope.repeat:,} would expand to more than "
-                                         f"{MAX_NODES:,} nodes", src.loc)
-        return current
-
     def _enter(self, name, kind, src, inputs, scope, what) -> Scope:
         """Open a block scope named `name` whose input is the block's single input."""
+        single = self._one_input(inputs, src, what)
+        self.graph.blocks[name] = BlockInfo(name, kind, src)
+        return replace(scope, prefix=name, input=single, blocks=scope.blocks + (name,))
+
+    @staticmethod
+    def _one_input(inputs, src: Src, what: str) -> str:
         if len(inputs) != 1:
             raise src.error(f"{what}: a block takes one input; merge several with 'add' or 'concat' "
                             f"first. Received: from={list(inputs)}", code="AS306")
-        self.graph.blocks[name] = BlockInfo(name, kind, src)
-        return replace(scope, prefix=name, input=inputs[0], blocks=scope.blocks + (name,))
+        return inputs[0]
 
     # ---- budget -------------------------------------------------------------------------------
 
@@ -311,6 +339,10 @@ class Builder:
             raise BudgetExceeded(f"{what} would take about {cost * copies:,} more expansion steps, over "
                                  f"the limit of {MAX_STEPS:,}", src.loc,
                                  hint="a repeat or nested templates expand to an enormous network")
+
+    def _afford_nodes(self, per_copy: int, copies: int, src: Src, what: str) -> None:
+        if len(self.graph.nodes) + copies * per_copy > MAX_NODES:
+            raise BudgetExceeded(f"{what} would expand to more than {MAX_NODES:,} nodes", src.loc)
 
     # ---- for blocks: adding ops and groups directly ----------------------------------------
 
@@ -407,6 +439,24 @@ class Builder:
         if isinstance(value, dict) and not is_layer_entry(value):
             return {k: self._resolve(v, src.child(k), env) for k, v in value.items()}
         return value
+
+    def _layer_kind(self, kind: str, src: Src, scope: Scope, key: bool) -> str:
+        """An op, block or template name, or `$name` / `${...}` holding one (`- $act`)."""
+        if not is_expression(kind):
+            return kind
+        where = src.path[:-1] if key else src.path
+        try:
+            value = evaluate(kind, scope.env)
+        except ExprError as exc:
+            if exc.variable in self.failed_vars:
+                raise Unknown(exc.variable) from None
+            raise src.error(f"{path_text(where)}: {exc}", key=key, code=exc.code) from None
+        known = list(OPS) + list(BLOCKS) + list(self.spec.templates)
+        if isinstance(value, str) and value in known:
+            return value
+        raise src.error(f"{path_text(where)}: '{kind}' is {value!r}, which is not an op, block or template",
+                        hint=did_you_mean(str(value), known) or "see 'archspec ops' for the list",
+                        key=key, code="AS204")
 
     def _lookup(self, kind: str, src: Src, key: bool):
         if kind in self.spec.templates:

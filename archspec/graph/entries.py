@@ -2,9 +2,32 @@
 names and flags it declares, and the spec's `vars`."""
 from __future__ import annotations
 
-from archspec.errors import SpecError
-from archspec.spec.expr import ExprError, evaluate, is_expression
+from archspec.spec.compose import evaluate_vars  # noqa: F401 (read here by the language server)
 from archspec.spec.load import Src
+
+REPEAT_INDEX = "index"  # inside a repeated layer's settings: the copy's number, from 0
+
+
+class ListNames:
+    """The names of a list's unnamed layers: their index, as nn.Sequential numbers its
+    children. An unnamed `repeat` takes one index per copy, so `[a, {b: {repeat: 3}}, c]` is
+    named like `nn.Sequential(a, *[b] * 3, c)`: 0, 1, 2, 3, 4."""
+
+    def __init__(self, scope):
+        self.scope = scope
+        self.taken = 0
+
+    def peek(self) -> str:
+        return self.scope.qualify(str(self.taken))
+
+    def take(self) -> str:
+        name = self.peek()
+        self.taken += 1
+        return name
+
+    @property
+    def last(self) -> str:
+        return self.scope.qualify(str(max(self.taken - 1, 0)))
 
 
 def normalize(raw, src: Src):
@@ -48,25 +71,6 @@ def path_text(path: tuple) -> str:
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text or "spec"
-
-
-def evaluate_vars(vars_: dict) -> tuple[dict, set, list]:
-    """(values, names of variables that failed, their errors). A variable that fails is left
-    out, and expressions that use it are skipped rather than reported again."""
-    env: dict = {}
-    failed: set = set()
-    errors: list[SpecError] = []
-    for name, (value, src) in vars_.items():
-        if is_expression(value):
-            try:
-                value = evaluate(value, env)
-            except ExprError as exc:
-                if exc.variable not in failed:
-                    errors.append(src.error(f"vars.{name}: {exc}", code=exc.code))
-                failed.add(name)
-                continue
-        env[name] = value
-    return env, failed, errors
 
 
 def _show(value) -> str:

@@ -20,6 +20,7 @@ class Node:
     trainable: bool = True
     training_only: bool = False
     blocks: tuple = ()  # enclosing block names, outermost first
+    tie: str | None = None  # the node whose parameters this one uses (`tie`), never itself tied
 
     @property
     def loc(self) -> Location:

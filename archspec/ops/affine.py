@@ -2,9 +2,19 @@
 multiplier, owned as a bare parameter)."""
 from __future__ import annotations
 
+from math import prod
+
 from pydantic import Field
 
 from archspec.ops.registry import Op, OpParams, need_rank, register, spatial_rank
+from archspec.ops.saving import saved_input
+
+# y = w·x (+ b): autograd keeps x to compute w's gradient, so only while w is trained.
+SAVES_FOR_WEIGHT = "its input, when its parameters are trained (for their gradient)"
+
+
+def _saved_for_weight(ctx) -> list:
+    return [saved_input()] if ctx.weights_need_grad else []
 
 ANY_RANK = (1, 2, 3, 4)
 
@@ -28,6 +38,8 @@ class Scale(Op):
     name = "scale"
     Params = ScaleParams
     fresh_output = True
+    flops_rule = "2 per element (a multiplication and an addition); 1 without bias"
+    saves_rule = SAVES_FOR_WEIGHT
 
     def infer(self, p, inputs):
         need_rank("scale", inputs[0], ANY_RANK)
@@ -35,6 +47,12 @@ class Scale(Op):
 
     def params(self, p, inputs, out):
         return inputs[0][0] * (2 if p.bias else 1)
+
+    def flops(self, p, inputs, out):
+        return (2 if p.bias else 1) * prod(out)
+
+    def saved(self, p, inputs, out, ctx):
+        return _saved_for_weight(ctx)
 
     def torch(self, p, inputs, out):
         from archspec.compile import modules
@@ -67,6 +85,8 @@ class LayerScale(Op):
     fresh_output = True
     bare_parameter = True
     onnx_notes = "exported as a Mul by the (C, 1, ...) initializer"
+    flops_rule = "1 per element (a multiplication)"
+    saves_rule = SAVES_FOR_WEIGHT
 
     def infer(self, p, inputs):
         need_rank("layer_scale", inputs[0], ANY_RANK)
@@ -74,6 +94,12 @@ class LayerScale(Op):
 
     def params(self, p, inputs, out):
         return inputs[0][0]
+
+    def flops(self, p, inputs, out):
+        return prod(out)
+
+    def saved(self, p, inputs, out, ctx):
+        return _saved_for_weight(ctx)
 
     def torch(self, p, inputs, out):
         import torch

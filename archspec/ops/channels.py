@@ -8,8 +8,27 @@ from pydantic import model_validator
 
 from archspec.errors import ShapeError
 from archspec.ops.registry import NonNegative, Op, OpParams, Positive, need_rank, register
+from archspec.ops.saving import DENSE, STRIDED
 
 ANY_RANK = (1, 2, 3, 4)
+
+
+class _Plumbing(Op):
+    """Moves data without arithmetic; autograd keeps nothing for it (its backward only needs
+    sizes)."""
+
+    moves_data = True
+    saves_rule = "nothing"
+
+    def saved(self, p, inputs, out, ctx):
+        return []
+
+
+def _slice_layout(ctx, whole: bool) -> str:
+    """A channel slice of a batch is a strided view; of a single dense sample it is dense."""
+    if whole:
+        return ctx.layouts[0]
+    return DENSE if ctx.batch == 1 and ctx.layouts[0] == DENSE else STRIDED
 
 
 class ChannelShuffleParams(OpParams):
@@ -17,7 +36,7 @@ class ChannelShuffleParams(OpParams):
 
 
 @register
-class ChannelShuffle(Op):
+class ChannelShuffle(_Plumbing):
     """Channel shuffle (ShuffleNet): view the C channels as (groups, C/groups), transpose, and
     flatten back, so channel g·(C/groups) + i moves to i·groups + g.
 
@@ -31,7 +50,12 @@ class ChannelShuffle(Op):
     name = "channel_shuffle"
     Params = ChannelShuffleParams
     aliases_input = True  # with groups 1 the result is a view of the input
+    keeps_layout = False  # the reshape after the transpose copies into a dense tensor
     onnx_notes = "exported as Reshape, Transpose, Reshape"
+    flops_rule = "0: copies the channels in a new order"
+
+    def output_aliases(self, p, ctx):
+        return p.groups == 1
 
     def infer(self, p, inputs):
         (shape,) = inputs
@@ -67,7 +91,7 @@ def chunk_range(channels: int, parts: int, index: int) -> tuple[int, int]:
 
 
 @register
-class Chunk(Op):
+class Chunk(_Plumbing):
     """One part of the channels split as torch.chunk does: `parts` parts of ⌈C/parts⌉ channels
     (the last one smaller), of which part `index` (from 0). ShuffleNetV2's two branches are
     `chunk: {parts: 2, index: 0}` and `chunk: {parts: 2, index: 1}` on the same input.
@@ -83,6 +107,10 @@ class Chunk(Op):
     Params = ChunkParams
     aliases_input = True  # a view of the input
     onnx_notes = "exported as Split on the channel axis"
+    flops_rule = "0: a view of the input"
+
+    def view_layout(self, p, inputs, ctx):
+        return _slice_layout(ctx, chunk_range(inputs[0][0], p.parts, p.index) == (0, inputs[0][0]))
 
     def infer(self, p, inputs):
         (shape,) = inputs
@@ -115,7 +143,7 @@ class ChannelSliceParams(OpParams):
 
 
 @register
-class ChannelSlice(Op):
+class ChannelSlice(_Plumbing):
     """Channels `start` to `stop` (stop excluded, counted from 0), as `x[:, start:stop]`.
 
     Input shape: (C, ...) with stop ≤ C. Output shape: (stop - start, ...).
@@ -129,6 +157,10 @@ class ChannelSlice(Op):
     Params = ChannelSliceParams
     aliases_input = True  # a view of the input
     onnx_notes = "exported as Slice on the channel axis"
+    flops_rule = "0: a view of the input"
+
+    def view_layout(self, p, inputs, ctx):
+        return _slice_layout(ctx, (p.start, p.stop) == (0, inputs[0][0]))
 
     def infer(self, p, inputs):
         (shape,) = inputs

@@ -15,6 +15,33 @@ from archspec.errors import ShapeError
 from archspec.ops.formulas import conv_out, conv_transpose_out, floor_warning, same_padding
 from archspec.ops.registry import (SPATIAL, AxisMap, NonNegativeSize, Op, OpParams, Positive, Size,
                                    need_rank, per_axis, register, spatial_rank, zip_axes)
+from archspec.ops.saving import DENSE, saved_input, saved_new
+
+# FLOPs of the ops that multiply against weights: a multiply and an add per MAC, and the bias
+# added once per output element.
+WEIGHTED_FLOPS = "2 per MAC (a multiplication and an addition), plus 1 per output element for the bias"
+
+
+def weighted_flops(macs: int, out, bias: bool) -> int:
+    return 2 * macs + (prod(out) if bias else 0)
+
+
+class _Convolution(Op):
+    """What convolution and transposed convolution share: the FLOPs rule, what autograd keeps
+    (the input, for the weight's gradient; the weight, a parameter, is not an activation),
+    and the layout (channels-last in, channels-last out, but 1-D kernels write dense)."""
+
+    flops_rule = WEIGHTED_FLOPS
+    saves_rule = "its input"
+
+    def flops(self, p, inputs, out):
+        return weighted_flops(self.macs(p, inputs, out), out, p.bias)
+
+    def saved(self, p, inputs, out, ctx):
+        return [saved_input()]
+
+    def output_layout(self, p, inputs, out, ctx):
+        return DENSE if len(inputs[0]) == 2 else super().output_layout(p, inputs, out, ctx)
 
 
 def _ones(value) -> bool:
@@ -89,7 +116,7 @@ def _torch_padding(p, shape):
 
 
 @register
-class Conv(Op):
+class Conv(_Convolution):
     """Convolution with shared weights (one filter bank slid over the input), 1-D, 2-D or 3-D.
 
     Input shape: (C, L), (C, H, W) or (C, D, H, W). Output shape: (out, L'), (out, H', W') or
@@ -108,6 +135,8 @@ class Conv(Op):
     Params = ConvParams
     spatial = "window"
     fresh_output = True
+    saves_rule = ("its input; with a connection table also the dense (out, in, *kernel) weight the "
+                  "module gathers")
     onnx_notes = ("exported as Conv; with a connection table, as one Conv whose masked weight the "
                   "exporter folds into a constant")
 
@@ -136,6 +165,14 @@ class Conv(Op):
 
     def unshared_params(self, p, inputs, out):
         return prod(out[1:]) * (self._fan_in(p, inputs[0]) + (p.out if p.bias else 0))
+
+    def saved(self, p, inputs, out, ctx):
+        if p.connections is None:
+            return [saved_input()]
+        # The connection table's module gathers a dense (out, in, *kernel) weight each call and
+        # the convolution keeps it beside the input: one weight's worth, whatever the batch.
+        window = prod(per_axis(p.kernel, inputs[0], "kernel"))
+        return [saved_input(), saved_new(p.out * inputs[0][0] * window)]
 
     def warnings(self, p, inputs, out):
         return _floor_warnings(p, inputs[0])
@@ -185,7 +222,7 @@ def _transpose_axes(p, shape):
 
 
 @register
-class ConvTranspose(Op):
+class ConvTranspose(_Convolution):
     """Transposed convolution ("deconvolution"), used to upsample; 1-D, 2-D or 3-D.
 
     Input shape: (C, L), (C, H, W) or (C, D, H, W). Output shape: (out, *spatial') with, per
@@ -275,7 +312,11 @@ class LocallyConnected(Op):
     Params = LocallyConnectedParams
     spatial = "window"
     fresh_output = True
+    keeps_layout = False  # reshaped from the einsum's result: dense
     onnx_notes = "exported as a gather of the input patches and an Einsum with the per-position weights"
+    flops_rule = WEIGHTED_FLOPS
+    saves_rule = ("the unfolded input patches (N·positions·C·kernel elements), when its weights are "
+                  "trained")
 
     def infer(self, p, inputs):
         (shape,) = inputs
@@ -292,8 +333,21 @@ class LocallyConnected(Op):
     def macs(self, p, inputs, out):
         return prod(out[1:]) * p.out * inputs[0][0] * prod(per_axis(p.kernel, inputs[0], "kernel"))
 
+    def flops(self, p, inputs, out):
+        return weighted_flops(self.macs(p, inputs, out), out, p.bias)
+
+    def saved(self, p, inputs, out, ctx):
+        # The einsum runs as a batched matmul of the unfolded patches, kept for the weight's grad.
+        if not ctx.weights_need_grad:
+            return []
+        patches = prod(out[1:]) * inputs[0][0] * prod(per_axis(p.kernel, inputs[0], "kernel"))
+        return [saved_new(ctx.batch * patches)]
+
     def unshared_params(self, p, inputs, out):
         return self.params(p, inputs, out)  # already unshared
+
+    def weight_key(self, p, inputs):
+        return tuple(inputs[0])  # a filter bank per output position: the module is built for one size
 
     def window(self, p, shape):
         kernel, stride, padding, _ = conv_axes(ConvParams(out=1, kernel=p.kernel, stride=p.stride,

@@ -5,11 +5,23 @@ from math import prod
 
 from pydantic import Field
 
+from archspec.ops.conv import WEIGHTED_FLOPS, weighted_flops
 from archspec.ops.registry import SPATIAL, Op, OpParams, Positive, need_rank, register
+from archspec.ops.saving import CHANNELS_LAST, DENSE, saved_input, saved_new
+
+
+class _PassOn(Op):
+    """Passes data on without arithmetic; autograd keeps nothing for it (unless overridden)."""
+
+    moves_data = True
+    saves_rule = "nothing"
+
+    def saved(self, p, inputs, out, ctx):
+        return []
 
 
 @register
-class Flatten(Op):
+class Flatten(_PassOn):
     """Flatten everything but the batch axis.
 
     Input shape: any, e.g. (C, H, W). Output shape: (C·H·W,).
@@ -22,6 +34,15 @@ class Flatten(Op):
     name = "flatten"
     spatial = "global"
     aliases_input = True  # a view of a contiguous input
+    keeps_layout = False
+    flops_rule = "0: a view of the input (a copy of a channels-last one)"
+
+    def output_aliases(self, p, ctx):
+        # flatten(1) merges the axes of one sample: a view unless they are stored out of order.
+        return ctx.layouts[0] != CHANNELS_LAST
+
+    def view_layout(self, p, inputs, ctx):
+        return DENSE
 
     def infer(self, p, inputs):
         return (prod(inputs[0]),)
@@ -64,6 +85,9 @@ class Linear(Op):
     spatial = "pointwise"
     fresh_output = True
     onnx_notes = "exported as Gemm; with per_pixel, as Transpose (channels last), MatMul, Add, Transpose"
+    flops_rule = WEIGHTED_FLOPS
+    saves_rule = ("its input, when its weights are trained (for their gradient); with per_pixel, a "
+                  "channels-last copy of a channels-first input instead")
 
     def infer(self, p, inputs):
         (shape,) = inputs
@@ -80,6 +104,21 @@ class Linear(Op):
     def macs(self, p, inputs, out):
         return inputs[0][0] * p.out * prod(out[1:])
 
+    def flops(self, p, inputs, out):
+        return weighted_flops(self.macs(p, inputs, out), out, p.bias)
+
+    def saved(self, p, inputs, out, ctx):
+        # The matmul keeps its left operand for the weight's gradient. Per pixel that operand is
+        # the input with channels moved last: a view of a channels-last input, else a copy.
+        if not ctx.weights_need_grad:
+            return []
+        if p.per_pixel and ctx.layouts[0] != CHANNELS_LAST and prod(inputs[0][1:]) > 1:
+            return [saved_new(ctx.batch * prod(inputs[0]))]
+        return [saved_input()]
+
+    def output_layout(self, p, inputs, out, ctx):
+        return CHANNELS_LAST if p.per_pixel else DENSE  # per pixel: (N, *spatial, out), moved back
+
     def torch(self, p, inputs, out):
         if p.per_pixel:
             from archspec.compile import modules
@@ -95,7 +134,7 @@ class DropoutParams(OpParams):
 
 
 @register
-class Dropout(Op):
+class Dropout(_PassOn):
     """Dropout: zeroes activations with probability p during training; identity at inference.
 
     Input shape: any. Output shape: same.
@@ -108,6 +147,15 @@ class Dropout(Op):
     name = "dropout"
     Params = DropoutParams
     aliases_input = True  # the input itself at inference
+    flops_rule = "0: the identity at inference"
+    saves_rule = ("in training, the scaled random mask it multiplies by (the input's size, in the "
+                  "activation dtype: PyTorch's CPU kernel; CUDA's fused kernel keeps a bool mask)")
+
+    def output_aliases(self, p, ctx):
+        return not ctx.training or p.p == 0
+
+    def saved(self, p, inputs, out, ctx):
+        return [saved_new(ctx.batch * prod(out))] if p.p > 0 else []
 
     def torch(self, p, inputs, out):
         import torch.nn as nn
@@ -120,7 +168,7 @@ class DropPathParams(OpParams):
 
 
 @register
-class DropPath(Op):
+class DropPath(_PassOn):
     """Stochastic depth (Huang et al. 2016), as torchvision's `StochasticDepth(p, "row")`: in
     training, each sample's whole input is zeroed with probability p and the survivors are
     scaled by 1/(1-p); at inference the identity. Put it at the end of a residual branch.
@@ -135,6 +183,14 @@ class DropPath(Op):
     name = "drop_path"
     Params = DropPathParams
     aliases_input = True  # the input itself at inference
+    flops_rule = "0: the identity at inference"
+    saves_rule = "in training, the per-sample scale it multiplies by (one value per sample)"
+
+    def output_aliases(self, p, ctx):
+        return not ctx.training or p.p == 0
+
+    def saved(self, p, inputs, out, ctx):
+        return [saved_new(ctx.batch)] if p.p > 0 else []
     onnx_notes = "nothing: the identity at inference, so the exporter drops it"
 
     def torch(self, p, inputs, out):
@@ -165,6 +221,8 @@ class RBF(Op):
     Params = RBFParams
     spatial = "global"
     fresh_output = True
+    flops_rule = "3 per MAC (a subtraction, a square and a sum)"
+    saves_rule = "the differences x − w (N·out·features elements), for the square's gradient"
 
     def infer(self, p, inputs):
         need_rank("rbf", inputs[0], (1,), hint="; add '- flatten' before it")
@@ -178,6 +236,12 @@ class RBF(Op):
 
     def macs(self, p, inputs, out):
         return inputs[0][0] * p.out
+
+    def flops(self, p, inputs, out):
+        return 3 * self.macs(p, inputs, out)
+
+    def saved(self, p, inputs, out, ctx):
+        return [saved_new(ctx.batch * inputs[0][0] * p.out)]
 
     def torch(self, p, inputs, out):
         from archspec.compile import modules

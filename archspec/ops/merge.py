@@ -2,8 +2,11 @@
 `mul` (squeeze-and-excitation's channel scale)."""
 from __future__ import annotations
 
+from math import prod
+
 from archspec.errors import ShapeError
 from archspec.ops.registry import Op, register
+from archspec.ops.saving import CHANNELS_LAST, DENSE, saved_input, saved_new
 
 
 def _shapes(inputs) -> str:
@@ -24,6 +27,15 @@ class Add(Op):
     name = "add"
     fresh_output = True
     arity = (2, 64)
+    in_place = "any"  # accumulates into an input nothing else reads (torchvision's out += identity)
+    flops_rule = "1 per output element for each input after the first (the additions)"
+    saves_rule = "nothing"
+
+    def flops(self, p, inputs, out):
+        return (len(inputs) - 1) * prod(out)
+
+    def saved(self, p, inputs, out, ctx):
+        return []
 
     def infer(self, p, inputs):
         if any(s != inputs[0] for s in inputs):
@@ -52,6 +64,26 @@ class Mul(Op):
     name = "mul"
     fresh_output = True
     arity = (2, 64)
+    flops_rule = "1 per output element for each input after the first (the multiplications)"
+    saves_rule = ("each factor whose partner requires grad: with more than two inputs, the running "
+                  "products too (x0·x1, then that times x2, ...)")
+
+    def flops(self, p, inputs, out):
+        return (len(inputs) - 1) * prod(out)
+
+    def saved(self, p, inputs, out, ctx):
+        # The module multiplies left to right; each product keeps its left factor for the right
+        # one's gradient and its right factor for the left one's (only where those require grad).
+        kept = []
+        left, left_grad, left_numel = saved_input(0), ctx.needs_grad[0], prod(inputs[0])
+        for k in range(1, len(inputs)):
+            if ctx.needs_grad[k]:
+                kept.append(left)
+            if left_grad:
+                kept.append(saved_input(k))
+            left_numel = max(left_numel, prod(inputs[k]))  # the broadcast product's size
+            left, left_grad = saved_new(ctx.batch * left_numel), left_grad or ctx.needs_grad[k]
+        return kept
 
     def infer(self, p, inputs):
         full = max(inputs, key=lambda s: (len(s), sum(s)))
@@ -81,6 +113,15 @@ class Concat(Op):
     name = "concat"
     fresh_output = True
     arity = (1, 1024)
+    moves_data = True
+    flops_rule = "0: copies its inputs side by side"
+    saves_rule = "nothing"
+
+    def saved(self, p, inputs, out, ctx):
+        return []
+
+    def output_layout(self, p, inputs, out, ctx):
+        return CHANNELS_LAST if all(layout == CHANNELS_LAST for layout in ctx.layouts) else DENSE
 
     def infer(self, p, inputs):
         rest = inputs[0][1:]

@@ -4,13 +4,31 @@ Statistics are never parameters: running means and variances are buffers. Parame
 the learned per-channel scale γ (`weight`) and shift β (`bias`) where the op has them."""
 from __future__ import annotations
 
+from math import prod
+
 from pydantic import Field
 
 from archspec.errors import ShapeError
 from archspec.ops.registry import SPATIAL, Op, OpParams, Positive, need_rank, register, spatial_rank
+from archspec.ops.saving import CHANNELS_LAST, DENSE, saved_input, saved_new
 
 ANY_RANK = (1, 2, 3, 4)
 Eps = Field(1e-5, gt=0)
+
+# Normalising with known statistics (batch norm at inference, instance norm with running
+# statistics) folds the statistics and γ, β into one scale and one shift per channel.
+FOLDED_FLOPS = "2 per element (the statistics and γ, β folded into a multiplication and an addition)"
+# With a sample's own statistics: a sum for the mean; a subtraction, a square and a sum for the
+# variance; subtracting the mean and multiplying by 1/σ (the per-group square roots are not
+# counted); then γ and β.
+SAMPLE_FLOPS = ("6 per element (the mean 1, the variance 3, normalising 2), plus 1 for γ and 1 for β "
+                "when affine")
+SAMPLE_STATISTICS = 6
+
+
+def _saved_with_statistics(count: int) -> list:
+    """The input and the saved mean and 1/σ, `count` values each (in the activation dtype)."""
+    return [saved_input(), saved_new(count), saved_new(count)]
 
 
 class BatchNormParams(OpParams):
@@ -35,6 +53,8 @@ class BatchNorm(Op):
     Params = BatchNormParams
     fresh_output = True
     onnx_notes = "exported as BatchNormalization with the running statistics (eval mode)"
+    flops_rule = FOLDED_FLOPS
+    saves_rule = "its input and the batch's mean and 1/σ per channel"
 
     def infer(self, p, inputs):
         need_rank("batchnorm", inputs[0], ANY_RANK)
@@ -42,6 +62,15 @@ class BatchNorm(Op):
 
     def params(self, p, inputs, out):
         return 2 * inputs[0][0] if p.affine else 0
+
+    def buffers(self, p, inputs, out):
+        return 2 * inputs[0][0]  # running mean and variance
+
+    def flops(self, p, inputs, out):
+        return 2 * prod(out)
+
+    def saved(self, p, inputs, out, ctx):
+        return _saved_with_statistics(inputs[0][0])  # one batch's statistics, whatever its size
 
     def torch(self, p, inputs, out):
         import torch.nn as nn
@@ -75,6 +104,8 @@ class LayerNorm(Op):
     name = "layer_norm"
     Params = LayerNormParams
     fresh_output = True
+    flops_rule = SAMPLE_FLOPS
+    saves_rule = "its input and the mean and 1/σ of every position of every sample"
     onnx_notes = ("exported as LayerNormalization over the last axis, between two Transposes that move "
                   "the channel axis last and back on (C, ...) inputs")
 
@@ -84,6 +115,15 @@ class LayerNorm(Op):
 
     def params(self, p, inputs, out):
         return inputs[0][0] * (1 + p.bias) if p.affine else 0
+
+    def flops(self, p, inputs, out):
+        return (SAMPLE_STATISTICS + (1 + p.bias if p.affine else 0)) * prod(out)
+
+    def saved(self, p, inputs, out, ctx):
+        return _saved_with_statistics(ctx.batch * prod(inputs[0][1:]))
+
+    def output_layout(self, p, inputs, out, ctx):
+        return CHANNELS_LAST  # normalised as (N, *spatial, C), moved back as a view
 
     def torch(self, p, inputs, out):
         from archspec.compile import modules
@@ -114,6 +154,8 @@ class GroupNorm(Op):
     Params = GroupNormParams
     spatial = "context"  # its statistics span every position: each output depends on all of them
     fresh_output = True
+    flops_rule = SAMPLE_FLOPS
+    saves_rule = "its input and the mean and 1/σ of every group of every sample"
     onnx_notes = ("exported as Reshape to (N, groups, -1), InstanceNormalization, Reshape back, and "
                   "Mul and Add by γ and β")
 
@@ -126,6 +168,12 @@ class GroupNorm(Op):
 
     def params(self, p, inputs, out):
         return 2 * inputs[0][0] if p.affine else 0
+
+    def flops(self, p, inputs, out):
+        return (SAMPLE_STATISTICS + (2 if p.affine else 0)) * prod(out)
+
+    def saved(self, p, inputs, out, ctx):
+        return _saved_with_statistics(ctx.batch * p.groups)
 
     def torch(self, p, inputs, out):
         import torch.nn as nn
@@ -158,6 +206,10 @@ class InstanceNorm(Op):
     name = "instance_norm"
     Params = InstanceNormParams
     fresh_output = True
+    keeps_layout = False  # runs as batch norm on a contiguous (1, N·C, ...) reshape
+    flops_rule = (FOLDED_FLOPS + " with running statistics; else " + SAMPLE_FLOPS)
+    saves_rule = ("its input (a dense copy of any other layout) and, per sample and channel, the mean "
+                  "and 1/σ, and the repeated γ and running statistics where it has them")
 
     def spatial_kind(self, p):
         # The sample's own statistics span every position (global); running ones do not.
@@ -171,6 +223,22 @@ class InstanceNorm(Op):
 
     def params(self, p, inputs, out):
         return 2 * inputs[0][0] if p.affine else 0
+
+    def buffers(self, p, inputs, out):
+        return 2 * inputs[0][0] if p.track_running_stats else 0
+
+    def flops(self, p, inputs, out):
+        if p.track_running_stats:
+            return 2 * prod(out)
+        return (SAMPLE_STATISTICS + (2 if p.affine else 0)) * prod(out)
+
+    def saved(self, p, inputs, out, ctx):
+        # PyTorch runs it as batch norm over a (1, N·C, ...) view of a contiguous input, with γ
+        # and the running statistics repeated N times: batch norm keeps each of them.
+        per_channel = ctx.batch * inputs[0][0]
+        copies = 2 + p.affine + 2 * p.track_running_stats
+        kept = [saved_input() if ctx.layouts[0] == DENSE else saved_new(ctx.batch * prod(inputs[0]))]
+        return kept + [saved_new(per_channel) for _ in range(copies)]
 
     def torch(self, p, inputs, out):
         import torch.nn as nn
@@ -202,6 +270,20 @@ class LRN(Op):
     name = "lrn"
     Params = LRNParams
     fresh_output = True
+    flops_rule = ("size + 4 per element (a square, size − 1 additions over the channel window, a "
+                  "scale, an offset, a power, a division)")
+    saves_rule = ("its input, the squares padded to C + size − 1 channels, and two tensors of the "
+                  "input's size (the scaled sum and its power)")
+
+    def flops(self, p, inputs, out):
+        return (p.size + 4) * prod(out)
+
+    def saved(self, p, inputs, out, ctx):
+        # PyTorch's functional form: squares, pad, average-pool over channels, scale, power,
+        # divide; the pooling, the power and the division keep their operands.
+        c, spatial = inputs[0][0], prod(inputs[0][1:])
+        return [saved_input(), saved_new(ctx.batch * (c + p.size - 1) * spatial),
+                saved_new(ctx.batch * c * spatial), saved_new(ctx.batch * c * spatial)]
     onnx_notes = ("exported as its decomposition (Pow, Pad, AveragePool, Div), so even sizes keep "
                   "PyTorch's asymmetric window")
 

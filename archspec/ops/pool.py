@@ -11,6 +11,18 @@ from archspec.errors import ShapeError
 from archspec.ops.formulas import floor_warning, pool_out
 from archspec.ops.registry import (AXIS_NAMES, SPATIAL, AxisMap, NonNegativeSize, Op, OpParams, OpWarning,
                                    Size, need_rank, per_axis, register, spatial_rank, zip_axes)
+from archspec.ops.saving import saved_input, saved_new
+
+
+def _window(kernel) -> int:
+    """Elements in one window: the kernel's volume."""
+    return kernel if isinstance(kernel, int) else prod(kernel)
+
+
+def adaptive_bins(i: int, o: int) -> int:
+    """Input positions read by the `o` bins of adaptive pooling along an axis of `i` (bin j
+    spans [floor(j·i/o), ceil((j+1)·i/o)), so bins overlap where o does not divide i)."""
+    return sum(-(-(j + 1) * i // o) - (j * i) // o for j in range(o))
 
 
 class PoolParams(OpParams):
@@ -114,6 +126,17 @@ class MaxPool(_WindowPool):
     name = "maxpool"
     Params = MaxPoolParams
     torch_classes = ("MaxPool1d", "MaxPool2d", "MaxPool3d")
+    flops_rule = "kernel volume − 1 per output element (the comparisons); 0 for a 1-element kernel"
+    saves_rule = "its input and the int64 index of every output's maximum"
+
+    def moves_data_only(self, p):
+        return _window(p.kernel) == 1  # a 1-element window only subsamples
+
+    def flops(self, p, inputs, out):
+        return (prod(pool_axes(p, inputs[0])[0]) - 1) * prod(out)
+
+    def saved(self, p, inputs, out, ctx):
+        return [saved_input(), saved_new(ctx.batch * prod(out), "int64")]
     onnx_notes = ("exported as MaxPool; with ceil_mode, a last window that would start in the right "
                   "padding is refused (PyTorch drops it, ONNX keeps it)")
 
@@ -138,6 +161,14 @@ class AvgPool(_WindowPool):
     name = "avgpool"
     Params = AvgPoolParams
     torch_classes = ("AvgPool1d", "AvgPool2d", "AvgPool3d")
+    flops_rule = "kernel volume per output element (the additions and a division)"
+    saves_rule = "its input"
+
+    def flops(self, p, inputs, out):
+        return prod(pool_axes(p, inputs[0])[0]) * prod(out)
+
+    def saved(self, p, inputs, out, ctx):
+        return [saved_input()]
     onnx_notes = ("exported as AveragePool; with ceil_mode, a last window that would start in the right "
                   "padding is refused (PyTorch drops it, ONNX keeps it)")
 
@@ -177,6 +208,14 @@ class GlobalAvgPool(_GlobalPool):
 
     name = "global_avgpool"
     torch_classes = ("AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d")
+    flops_rule = "1 per input element (the additions and a division per channel)"
+    saves_rule = "nothing (PyTorch takes a mean, whose backward needs only sizes)"
+
+    def flops(self, p, inputs, out):
+        return prod(inputs[0])
+
+    def saved(self, p, inputs, out, ctx):
+        return []
     onnx_notes = "exported as ReduceMean over the spatial axes (on (C, L), between Unsqueeze and Squeeze)"
 
 
@@ -194,6 +233,14 @@ class GlobalMaxPool(_GlobalPool):
 
     name = "global_maxpool"
     torch_classes = ("AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d")
+    flops_rule = "1 per input element less 1 per channel (the comparisons)"
+    saves_rule = "its input and the int64 index of every channel's maximum"
+
+    def flops(self, p, inputs, out):
+        return prod(inputs[0]) - inputs[0][0]
+
+    def saved(self, p, inputs, out, ctx):
+        return [saved_input(), saved_new(ctx.batch * inputs[0][0], "int64")]
     onnx_notes = "exported as ReduceMax over the spatial axes"
 
 
@@ -218,6 +265,15 @@ class AdaptiveAvgPool(Op):
     Params = AdaptivePoolParams
     spatial = "window"
     fresh_output = True
+    flops_rule = ("1 per input element each bin reads (bins overlap where the sizes do not divide): the "
+                  "additions and a division per bin")
+    saves_rule = "its input; nothing when every size is 1 (PyTorch then takes a mean)"
+
+    def flops(self, p, inputs, out):
+        return inputs[0][0] * prod(adaptive_bins(i, o) for i, o in zip(inputs[0][1:], out[1:]))
+
+    def saved(self, p, inputs, out, ctx):
+        return [] if set(out[1:]) == {1} else [saved_input()]
     onnx_notes = ("exported as ReduceMean (size 1) or AveragePool when the sizes divide, else as a gather "
                   "of each bin's pixels and a mean (exact, slower); 3-D to sizes other than 1 is refused "
                   "(the exporter has no translation for it)")

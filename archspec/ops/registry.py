@@ -12,6 +12,7 @@ from typing import Annotated, ClassVar, NamedTuple, Union
 from pydantic import BaseModel, ConfigDict, Field
 
 from archspec.errors import ShapeError
+from archspec.ops.saving import CHANNELS_LAST, DENSE
 
 Shape = tuple  # without batch: (F,), (C, L), (C, H, W) or (C, D, H, W)
 MAX_SPATIAL = 3  # spatial axes of the largest input rank, (C, D, H, W)
@@ -110,6 +111,20 @@ class Op:
     # and the generated code multiplies by (get_attr + mul).
     bare_parameter: ClassVar[bool] = False
     onnx_notes: ClassVar[str] = ""
+    # ---- cost: FLOPs and memory (docs/format.md, "Counting conventions") -------------------
+    # `flops_rule` states the op's FLOPs convention in words (docs/reference.md shows it).
+    # `moves_data` declares that the op only views, copies or passes data on: 0 FLOPs by
+    # declaration, never inferred from a zero count, so a forgotten rule cannot read as free.
+    flops_rule: ClassVar[str] = ""
+    moves_data: ClassVar[bool] = False
+    # `saves_rule`: what autograd keeps for the op's backward, in words (docs/reference.md).
+    saves_rule: ClassVar[str] = ""
+    # The PyTorch module can overwrite an input: "first" (ReLU(inplace=True)) or "any" (add
+    # accumulates into whichever input is free). The compiler lets it only where
+    # archspec/graph/inplace.py finds that nothing else reads the tensor.
+    in_place: ClassVar[str] = ""
+    # A fresh output keeps the channels-last order of its input (element-wise kernels do).
+    keeps_layout: ClassVar[bool] = True
 
     def infer(self, p, inputs: list[Shape]) -> Shape:
         return inputs[0]
@@ -126,6 +141,45 @@ class Op:
     def warnings(self, p, inputs: list[Shape], out: Shape) -> list[str]:
         return []
 
+    def flops(self, p, inputs: list[Shape], out: Shape) -> int:
+        """Floating-point operations per sample at inference, by `flops_rule`."""
+        if self.moves_data_only(p):
+            return 0
+        raise NotImplementedError(f"op '{self.name}' declares no FLOPs rule")
+
+    def moves_data_only(self, p) -> bool:
+        """Whether this configuration does no arithmetic (0 FLOPs, by declaration)."""
+        return self.moves_data
+
+    def saved(self, p, inputs: list[Shape], out: Shape, ctx) -> list:
+        """What autograd keeps for this op's backward in training: `Saved` entries (an input, the
+        output, or a tensor the op makes). Asked only when something about the node requires
+        grad (`ctx`: archspec.ops.saving.SaveContext)."""
+        raise NotImplementedError(f"op '{self.name}' does not declare what autograd saves for it")
+
+    def buffers(self, p, inputs: list[Shape], out: Shape) -> int:
+        """Elements of the floating-point state the module keeps beside its parameters (batch
+        norm's running mean and variance)."""
+        return 0
+
+    def output_aliases(self, p, ctx) -> bool:
+        """Whether the output is input 0's storage (a view, or the input itself) when the node
+        does not run in place."""
+        return self.aliases_input
+
+    def output_layout(self, p, inputs: list[Shape], out: Shape, ctx) -> str:
+        """The layout (archspec.ops.saving) of a fresh output: channels-last when the op keeps
+        layouts and its first input of the output's shape is channels-last, else dense."""
+        if self.keeps_layout:
+            for shape, layout in zip(inputs, ctx.layouts):
+                if tuple(shape) == tuple(out):
+                    return layout if layout == CHANNELS_LAST else DENSE
+        return DENSE
+
+    def view_layout(self, p, inputs: list[Shape], ctx) -> str:
+        """The layout of an output that is a view of input 0 (`output_aliases`)."""
+        return ctx.layouts[0]
+
     def onnx_refusal(self, p, inputs: list[Shape], out: Shape) -> str | None:
         """Why this configuration cannot be exported to ONNX faithfully, or None if it can.
         `archspec export` refuses such a node with its spec location instead of writing a
@@ -136,6 +190,11 @@ class Op:
         """Parameters the op would need without weight sharing (a filter bank per output
         position), or None for ops that share no weights across positions."""
         return None
+
+    def weight_key(self, p, inputs: list[Shape]) -> tuple:
+        """Beside the settings, what fixes the shapes of the op's parameters, for `tie`: the
+        input's rank and channels (per-position weights need the whole input shape)."""
+        return (len(inputs[0]), inputs[0][0])
 
     def spatial_kind(self, p) -> str:
         """`spatial` for this configuration (the settings may change it)."""

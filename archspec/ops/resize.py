@@ -5,6 +5,7 @@ or two neighbours (linear modes); the positions advance by input/output size per
 average, so the field is an approximation (`rf_exact: false`) unless the sizes are equal."""
 from __future__ import annotations
 
+from math import prod
 from typing import Literal, Optional
 
 from pydantic import model_validator
@@ -48,6 +49,20 @@ class Upsample(Op):
     name = "upsample"
     Params = UpsampleParams
     fresh_output = True
+    flops_rule = ("nearest: 0 (copies); linear modes: 2^(n+1) − 1 per output element for n interpolated "
+                  "axes (2^n weighted neighbours: 3 linear, 7 bilinear, 15 trilinear)")
+    saves_rule = "nothing (its backward needs only sizes)"
+
+    def moves_data_only(self, p):
+        return p.mode == "nearest"
+
+    def flops(self, p, inputs, out):
+        if self.moves_data_only(p):
+            return 0
+        return (2 ** len(inputs[0]) - 1) * prod(out)  # n spatial axes: 2^(n+1) - 1
+
+    def saved(self, p, inputs, out, ctx):
+        return []
     onnx_notes = ("exported as Resize (mode nearest or linear); `linear` on (C, L) as a decomposition "
                   "(GatherND, Sub, Mul, Add)")
 
@@ -105,6 +120,13 @@ class PixelShuffle(Op):
     name = "pixel_shuffle"
     Params = PixelShuffleParams
     fresh_output = True
+    moves_data = True
+    keeps_layout = False
+    flops_rule = "0: moves channels into pixels"
+    saves_rule = "nothing"
+
+    def saved(self, p, inputs, out, ctx):
+        return []
     onnx_notes = "exported as DepthToSpace with mode CRD (PyTorch's channel order)"
 
     def infer(self, p, inputs):

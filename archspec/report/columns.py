@@ -130,6 +130,13 @@ def _layer_name(row: Row, report: Report) -> str:
     return row.name + (" *" if row.training_only else "")
 
 
+def _params_text(row: Row, report: Report) -> str:
+    """A layer that uses another's parameters (`tie`) names its owner: '= left.conv1'."""
+    if not row.block and row.out.tied_to:
+        return f"= {row.out.tied_to}"
+    return count_text(row.total("params"))
+
+
 def _inputs_text(row: Row, report: Report) -> str:
     return ", ".join(shape_text(s) for s in row.in_shapes) or "-"
 
@@ -141,12 +148,14 @@ for _column in (
     Column("output", "Output", lambda r, t: shape_text(r.out.shape), "left", help="output shape"),
     Column("kernel", "Kernel", kernel_text, default=False, help="window size per axis"),
     Column("stride", "Stride", stride_text, default=False, help="input positions per output step"),
-    Column("params", "Params", lambda r, t: count_text(r.total("params")), help="parameters"),
+    Column("params", "Params", _params_text, help="parameters ('= owner' for a tied layer)"),
     Column("params%", "%", lambda r, t: percent_text(r.total("params"), t.totals["params"]),
            help="share of the network's parameters"),
     Column("macs", "MACs", lambda r, t: count_text(r.total("macs")), help="multiply-accumulates per sample"),
     Column("macs%", "%", lambda r, t: percent_text(r.total("macs"), t.totals["macs"]),
            help="share of the network's MACs"),
+    Column("flops", "FLOPs", lambda r, t: count_text(r.total("flops")), default=False,
+           help="floating-point operations per sample (report --flops)"),
     Column("memory", "Activations", lambda r, t: bytes_text(r.total("activation_bytes")),
            help="output memory per sample (fp32; a block: all its ops' outputs)"),
     Column("rf", "RF", lambda r, t: field_text(r.out), help="receptive field (+g: global context)"),

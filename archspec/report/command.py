@@ -23,6 +23,11 @@ class ReportOptions:
     layers: Optional[str] = None
     quiet: bool = False
     allow_outside: bool = False
+    flops: bool = False
+    batch: int = 1
+    dtype: str = "fp32"
+    optimizer: str = "sgd"
+    sets: Optional[list] = None
 
 
 def use_colour(stream=None) -> bool:
@@ -69,7 +74,7 @@ def run(opts: ReportOptions) -> None:
     formats = ("table", "json", "markdown", "csv")
     if opts.format not in formats:
         fail(f"--format must be one of {', '.join(formats)}. Received: '{opts.format}'", EXIT_USAGE)
-    spec, graph = load_spec_or_exit(opts.spec, None, opts.allow_outside)
+    spec, graph = load_spec_or_exit(opts.spec, None, opts.allow_outside, opts.sets)
     try:
         shapes = parse_inputs(opts.input, tuple(spec.input))
     except ValueError as exc:
@@ -86,7 +91,7 @@ def run(opts: ReportOptions) -> None:
 def _graph_at(opts: ReportOptions, shape: tuple):
     from archspec.cli import load_spec_or_exit
 
-    return load_spec_or_exit(opts.spec, shape, opts.allow_outside)[1]
+    return load_spec_or_exit(opts.spec, shape, opts.allow_outside, opts.sets)[1]
 
 
 def _render(opts: ReportOptions, graphs: list) -> str:
@@ -100,7 +105,7 @@ def _render(opts: ReportOptions, graphs: list) -> str:
     if opts.sharing:
         rows = sharing(graphs[0])
         return json.dumps(rows, indent=2) if opts.format == "json" else render.render_sharing(rows)
-    reports = [analyze(g) for g in graphs]
+    reports = [analyze(g, batch=opts.batch, dtype=opts.dtype, optimizer=opts.optimizer) for g in graphs]
     try:
         if len(graphs) > 1 or opts.layers:
             from archspec.graph.stages import stage_outputs
@@ -111,7 +116,10 @@ def _render(opts: ReportOptions, graphs: list) -> str:
         columns = choose_columns(opts.columns)
     except ValueError as exc:
         fail(str(exc), EXIT_USAGE)
-    view = render.View(folded_rows(reports[0], graphs[0], opts.depth), columns, colour)
+    if opts.flops and not any(c.key == "flops" for c in columns):
+        after = max((i for i, c in enumerate(columns) if c.key in ("macs", "macs%")), default=len(columns) - 1)
+        columns.insert(after + 1, choose_columns("flops")[0])
+    view = render.View(folded_rows(reports[0], graphs[0], opts.depth), columns, colour, opts.flops)
     return render.RENDERERS[opts.format](reports[0], view)
 
 

@@ -50,6 +50,7 @@ def generate() -> str:
     for title, _, ops in families:
         links = ", ".join(f"[`{op.name}`](#op-{op.name})" for op in ops)
         out.append(f"  - {title}: {links}")
+    out.append("- [Costs per op](#costs-per-op)")
     out.append("- [Blocks](#blocks): " + ", ".join(
         f"[`{b.name}`](#block-{b.name})" for _, members in blocks for b in members))
     out.append("")
@@ -69,6 +70,7 @@ def generate() -> str:
             out += [intro, ""]
         for op in ops:
             out += _op_section(op)
+    out += _cost_table()
     out += ["## Blocks", "",
             "Blocks expand into primitive ops (drawn as clusters by `archspec graph`). Settings "
             "listed as *layers* hold nested layer lists, built in the block's own scope.", ""]
@@ -131,6 +133,8 @@ def _op_section(op: Op) -> list[str]:
         facts.append(f"**Takes:** {low} to {high} inputs" if high != low else f"**Takes:** {low} inputs")
     if cls.onnx_notes:
         facts.append(f"**ONNX:** {cls.onnx_notes}")
+    facts.append(f"**FLOPs:** {cls.flops_rule}")
+    facts.append(f"**Saved for backward:** {cls.saves_rule}")
     if facts:
         out += ["  \n".join(facts), ""]
     out += [n + "\n" for n in notes]
@@ -140,6 +144,20 @@ def _op_section(op: Op) -> list[str]:
     for example in examples:
         out += ["```yaml", example, "```", ""]
     return out
+
+
+def _cost_table() -> list[str]:
+    """Every op's FLOPs rule and what autograd saves for it, side by side (the conventions of
+    `archspec report --flops` and of its training memory; docs/format.md explains them)."""
+    out = ["## Costs per op", "",
+           "FLOPs per sample at inference (MACs stay multiply-accumulates against learned weights), "
+           "and the tensors autograd keeps for backward in training, op by op. "
+           "See [format.md](format.md#counting-conventions).", "",
+           "| Op | FLOPs | Saved for backward |", "|---|---|---|"]
+    for name in sorted(OPS):
+        cls = type(OPS[name])
+        out.append(f"| [`{name}`](#op-{name}) | {_cell(cls.flops_rule)} | {_cell(cls.saves_rule)} |")
+    return out + [""]
 
 
 def _join(text: str) -> str:

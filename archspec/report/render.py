@@ -19,11 +19,12 @@ from archspec.report.rows import layer_rows
 @dataclass
 class View:
     """What the table shows: `rows` (default: one per op), `columns` (default: the default
-    ones), and whether to draw it in colour."""
+    ones), whether to draw it in colour and to total FLOPs."""
 
     rows: list | None = None
     columns: list | None = None
     colour: bool = False
+    flops: bool = False  # the FLOPs total among the summary lines (the column: `--flops`)
 
 
 def _human(n: float, unit: str = "") -> str:
@@ -37,7 +38,7 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:,.2f} MiB"
 
 
-def summary_lines(report: Report) -> list[str]:
+def summary_lines(report: Report, flops: bool = False) -> list[str]:
     t = report.totals
     frozen = t["params"] - t["trainable_params"]
     lines = [
@@ -45,13 +46,32 @@ def summary_lines(report: Report) -> list[str]:
         f"params: {t['params']:,} ({_human(t['params'])}); trainable {t['trainable_params']:,}"
         + (f", frozen {frozen:,}" if frozen else ""),
         f"MACs: {t['macs']:,} ({_human(t['macs'])}) per sample",
+        *([f"FLOPs: {t['flops']:,} ({_human(t['flops'])}) per sample"] if flops else []),
         f"param memory: {_mib(t['param_bytes'])} (fp32); activations: {_mib(t['activation_bytes'])} "
         "per sample (fp32, forward)",
     ]
+    lines += _memory_lines(report.memory)
     aux = report.training_only
     if aux and aux.get("params"):
         lines.append(f"training-only heads (*): {aux['params']:,} params, {aux['macs']:,} MACs "
                      "(not in the totals above)")
+    return lines
+
+
+def _memory_lines(memory: dict) -> list[str]:
+    """The memory section at its batch and dtype (archspec/graph/memory.py)."""
+    if not memory:
+        return []
+    at = f"batch {memory['batch']}, {memory['dtype']}"
+    inf = memory["inference"]
+    lines = [f"inference memory ({at}): {_mib(inf['total'])} = weights {_mib(inf['params'] + inf['buffers'])} "
+             f"+ peak activations {_mib(inf['activations_peak'])} (at '{inf['peak_at']}')"]
+    train = memory.get("training")
+    if train:
+        lines.append(f"training memory ({at}, {train['optimizer']}): {_mib(train['total'])} = weights "
+                     f"{_mib(train['params'] + train['buffers'])} + gradients {_mib(train['gradients'])} + "
+                     f"optimizer state {_mib(train['optimizer_state'])} + saved activations "
+                     f"{_mib(train['saved_activations'])}")
     return lines
 
 
@@ -106,9 +126,10 @@ def _style(row: Row) -> str:
 def render_table(report: Report, view: View | None = None) -> str:
     columns, rows, body = _cells(report, view)
     headers, aligns = [c.header for c in columns], [c.align for c in columns]
+    summary = summary_lines(report, view is not None and view.flops)
     if view is not None and view.colour:
-        return colour_table(report.name, headers, aligns, body, [_style(r) for r in rows], summary_lines(report))
-    return "\n".join([report.name, *plain_table(headers, aligns, body), *summary_lines(report)])
+        return colour_table(report.name, headers, aligns, body, [_style(r) for r in rows], summary)
+    return "\n".join([report.name, *plain_table(headers, aligns, body), *summary])
 
 
 def render_markdown(report: Report, view: View | None = None) -> str:
@@ -118,7 +139,7 @@ def render_markdown(report: Report, view: View | None = None) -> str:
     for cells in body:
         cells = [f"`{cell}`" if c.key == "layer" else cell.replace("|", "\\|") for c, cell in zip(columns, cells)]
         out.append("| " + " | ".join(cells) + " |")
-    out += [""] + [f"- {line}" for line in summary_lines(report)]
+    out += [""] + [f"- {line}" for line in summary_lines(report, view is not None and view.flops)]
     return "\n".join(out)
 
 

@@ -10,6 +10,10 @@ file outside its project unless the caller allows it (`--allow-outside`)::
     extends: resnet18.yaml
     override:
       fc: {linear: {id: fc, out: 10}}
+
+The command line may then override variables (`--set width=1.1`, `var_overrides` here): a
+value replaces the spec's own before anything is evaluated, so everything computed from the
+variable (channel counts, depths, the input size) follows.
 """
 from __future__ import annotations
 
@@ -18,8 +22,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from archspec.errors import SpecError
+from archspec.errors import SpecError, SpecErrors, did_you_mean
 from archspec.names import MAX_NAME, name_problem
+from archspec.spec.expr import ExprError, evaluate, is_expression
 from archspec.spec.load import Doc, Src, load_file, load_text
 from archspec.spec.schema import SpecFile, TemplateDef
 from archspec.spec.validate import validate
@@ -55,18 +60,107 @@ class Spec:
     src: Src  # the root of the (most derived) document
     description: str = ""
     files: list = field(default_factory=list)
+    set_vars: dict = field(default_factory=dict)  # name -> value text, for variables set by --set
 
 
-def load_spec(path, *, allow_outside: bool = False, input_override: tuple | None = None) -> Spec:
-    """Load, validate and resolve a spec file."""
+class VarOverrideError(SpecError):
+    """A `--set` option is wrong in itself (no such variable, not one value): a usage error,
+    reported at the spec's `vars` with the option's text."""
+
+    def __init__(self, message: str, loc=None, hint: str | None = None):
+        super().__init__(message, loc, hint, code="AS210")
+
+
+def load_spec(path, *, allow_outside: bool = False, input_override: tuple | None = None,
+              var_overrides: dict | None = None) -> Spec:
+    """Load, validate and resolve a spec file. `var_overrides` maps variable names to value
+    text (`{"width": "1.1"}`, from `--set width=1.1`), parsed as YAML scalars."""
     doc = load_file(path)
-    return _compose(doc, spec_root(Path(path).resolve().parent), allow_outside, input_override, depth=0)
+    spec = _compose(doc, spec_root(Path(path).resolve().parent), allow_outside, input_override, depth=0)
+    return _finish(spec, var_overrides)
 
 
 def load_spec_text(text: str, file: str = "<spec>", base_dir=".", **kwargs) -> Spec:
     doc = load_text(text, file)
-    return _compose(doc, spec_root(Path(base_dir).resolve()), kwargs.get("allow_outside", False),
+    spec = _compose(doc, spec_root(Path(base_dir).resolve()), kwargs.get("allow_outside", False),
                     kwargs.get("input_override"), depth=0)
+    return _finish(spec, kwargs.get("var_overrides"))
+
+
+def _finish(spec: Spec, var_overrides: dict | None) -> Spec:
+    """Apply `--set` overrides, then evaluate the input shape (it may use variables)."""
+    for name, text in (var_overrides or {}).items():
+        spec.vars[name] = (parse_override(name, text, spec), spec.vars[name][1])
+        spec.set_vars[name] = text
+    if any(is_expression(v) for v in spec.input):
+        spec.input = _evaluate_input(spec)
+    return spec
+
+
+def parse_override(name: str, text: str, spec: Spec):
+    """The value of `--set name=text`: one YAML scalar, read like a value in the file."""
+    where = spec.src.child("vars").key_loc
+    option = f"--set {name}={_short_text(text)}"
+    if name not in spec.vars:
+        known = ", ".join(sorted(spec.vars)) or "none"
+        raise VarOverrideError(f"{option}: the spec has no variable '{name}' (its variables: {known})",
+                               where, hint=did_you_mean(name, spec.vars))
+    if "\n" in text or "\r" in text:
+        raise VarOverrideError(f"{option}: the value must be on one line", where)
+    try:
+        data = load_text(f"value: {text}", option).data
+    except SpecError as exc:
+        raise VarOverrideError(f"{option}: {exc.message}", where) from None
+    value = data.get("value") if isinstance(data, dict) and list(data) == ["value"] else None
+    if type(value) not in (int, float, bool, str):
+        raise VarOverrideError(f"{option}: a variable holds one number, true/false or string "
+                               f"(or a $name / ${{expression}}). Received: {type(value).__name__}", where)
+    return value
+
+
+def evaluate_vars(vars_: dict, set_vars: dict | None = None) -> tuple[dict, set, list]:
+    """(values, names of variables that failed, their errors). A variable that fails is left
+    out, and expressions that use it are skipped rather than reported again. Variables may use
+    the ones above them."""
+    env: dict = {}
+    failed: set = set()
+    errors: list[SpecError] = []
+    for name, (value, src) in vars_.items():
+        if is_expression(value):
+            try:
+                value = evaluate(value, env)
+            except ExprError as exc:
+                if exc.variable not in failed:
+                    label = f"vars.{name}" + (" (set by --set)" if name in (set_vars or {}) else "")
+                    errors.append(src.error(f"{label}: {exc}", code=exc.code))
+                failed.add(name)
+                continue
+        env[name] = value
+    return env, failed, errors
+
+
+def _evaluate_input(spec: Spec) -> tuple:
+    """`input: [3, $resolution, $resolution]`: evaluated once the variables are known."""
+    env, failed, errors = evaluate_vars(spec.vars, spec.set_vars)
+    where = spec.src.child("input")
+    shape = []
+    for i, item in enumerate(spec.input):
+        if is_expression(item):
+            try:
+                item = evaluate(item, env)
+            except ExprError as exc:
+                if exc.variable in failed:
+                    raise SpecErrors(errors) from None
+                raise where.child(i).error(f"input[{i}]: {exc}", code=exc.code) from None
+        if type(item) is not int or item < 1:
+            raise where.child(i).error(f"input[{i}] must be a positive integer. Received: {item!r}",
+                                       code="AS203")
+        shape.append(item)
+    return tuple(shape)
+
+
+def _short_text(text: str) -> str:
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _compose(doc: Doc, root: "Root", allow_outside: bool, input_override, depth: int,
@@ -245,4 +339,5 @@ def _copy_tree(value):
     return value
 
 
-__all__ = ["Spec", "Template", "Placed", "load_spec", "load_spec_text", "SpecError"]
+__all__ = ["Spec", "Template", "Placed", "load_spec", "load_spec_text", "SpecError", "VarOverrideError",
+           "evaluate_vars"]

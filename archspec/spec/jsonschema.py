@@ -31,8 +31,9 @@ TOP_LEVEL_DOCS = {
     "archspec": "Format version; always 1.",
     "name": "The network's name (default: the file name without extension).",
     "description": "Free text about the network.",
-    "input": "Input shape without the batch axis: [C, H, W] (or [C, L], [C, D, H, W], [F]).",
-    "vars": "Named constants, used in values as `$name` or `${expression}`.",
+    "input": "Input shape without the batch axis: [C, H, W] (or [C, L], [C, D, H, W], [F]); sizes may be "
+             "`$vars` (`[3, $resolution, $resolution]`).",
+    "vars": "Named constants, used in values as `$name` or `${expression}`; `--set name=value` overrides one.",
     "templates": "User-defined blocks: `{name: {args: {a: required, b: 1}, body: <layer or list>}}`.",
     "layers": "The network: a list of layers, applied in order.",
     "extends": "A base spec (path relative to this file) whose layers, vars and templates this one inherits.",
@@ -45,9 +46,19 @@ ENVELOPE_DOCS = {
     "expect": "The output shape this layer must have, e.g. [64, 56, 56]; checked by `archspec check`.",
     "training_only": "A side branch used only in training (auxiliary heads): the main chain continues from the layer before.",
     "output": "An extra output of the network: the main chain continues from the layer before.",
-    "repeat": "Repeat the layer N times in sequence (named `<id>.0`, `<id>.1`, ...).",
+    "repeat": "Repeat the layer N times in sequence: with an id, a group `<id>.0`, `<id>.1`, ...; unnamed "
+              "in a list, the copies take the list's next indices (as `nn.Sequential(a, *copies)` numbers "
+              "them). The copy's number is the variable `index` in its settings.",
     "first": "Settings that override the layer's own for the first repetition only (with `repeat`).",
+    "copy_id": "With `repeat`: the name of each copy, with `{index}` where its number goes "
+               "(`block1-{index}`: torchvision's RegNet names).",
+    "if": "false leaves the layer out (no node, no index; its id names its input): "
+          "`if: '${expand != 1}'` for a layer only some configurations have.",
     "doc": "Free text about the layer.",
+    "tie": "An earlier layer (id, resolved like `from`) whose parameters this one uses instead of its own: "
+           "same op and settings, counted once, one module called twice. On a block or template use, every "
+           "layer inside is tied to its namesake in the other; with `repeat`, each copy is tied "
+           "(`tie: 0` shares copy 0's parameters).",
 }
 TEMPLATE_DOCS = {
     "args": "Argument names with their defaults (`required` for arguments without one).",
@@ -133,7 +144,7 @@ def generate() -> dict:
     top = _model_schema(SpecFile, {}, owner="spec")
     props = top["properties"]
     props["input"] = {"type": "array", "minItems": 1, "maxItems": 4,
-                      "items": {"type": "integer", "minimum": 1}}
+                      "items": {"anyOf": [{"type": "integer", "minimum": 1}, {"$ref": "#/$defs/expression"}]}}
     props["vars"] = {"type": "object", "propertyNames": {"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"},
                      "additionalProperties": {"type": ["integer", "number", "boolean", "string"]}}
     props["templates"] = {"type": "object", "additionalProperties": {"$ref": "#/$defs/template"}}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from archspec.names import MAX_NAME, NAME_PATTERN, InvalidName, check_name
 
@@ -35,7 +35,7 @@ class SpecFile(Strict):
     archspec: Literal[1] = Field(description="format version")
     name: Optional[Name] = None
     description: str = ""
-    input: Optional[list[int]] = None
+    input: Optional[list[Union[int, str]]] = None
     vars: dict[str, Union[int, float, bool, str]] = Field(default_factory=dict)
     templates: dict[str, TemplateDef] = Field(default_factory=dict)
     layers: Optional[list] = None
@@ -47,9 +47,9 @@ class SpecFile(Strict):
     def _input(cls, value):
         if value is None:
             return value
-        if not 1 <= len(value) <= 4 or any(type(v) is not int or v < 1 for v in value):
-            raise ValueError("input is [C, H, W] (or [C, L], [C, D, H, W], [F]) of positive integers; "
-                             f"the batch axis is implicit. Received: {value}")
+        if not 1 <= len(value) <= 4 or any(not _size(v) for v in value):
+            raise ValueError("input is [C, H, W] (or [C, L], [C, D, H, W], [F]) of positive integers "
+                             f"(or `$variables`); the batch axis is implicit. Received: {value}")
         return value
 
     @field_validator("vars")
@@ -68,7 +68,23 @@ class SpecFile(Strict):
         return value
 
 
-ENVELOPE_KEYS = ("id", "from", "trainable", "expect", "training_only", "output", "repeat", "first", "doc")
+def _size(value) -> bool:
+    """An input size: a positive integer, or a `$name` / `${expr}` evaluated with the vars."""
+    return (type(value) is int and value >= 1) or (isinstance(value, str) and value.startswith("$"))
+
+
+ENVELOPE_KEYS = ("id", "from", "trainable", "expect", "training_only", "output", "repeat", "first", "copy_id",
+                 "if", "doc", "tie")
+COPY_INDEX = "{index}"  # where a copy's number goes in `copy_id`
+
+
+def check_copy_id(pattern: str) -> str:
+    """`copy_id` names each copy of a repeat: a name with `{index}` in it (`block1-{index}`)."""
+    if pattern.count(COPY_INDEX) != 1:
+        raise ValueError(f"copy_id must contain '{COPY_INDEX}' once, where each copy's number goes "
+                         f"(e.g. 'block1-{{index}}'). Received: {pattern!r}")
+    check_name(pattern.replace(COPY_INDEX, "0"))
+    return pattern
 
 
 class Envelope(Strict):
@@ -82,7 +98,17 @@ class Envelope(Strict):
     output: bool = False
     repeat: Optional[int] = Field(None, ge=1, le=100_000)
     first: Optional[dict] = None
+    copy_id: Annotated[Optional[str], AfterValidator(lambda v: v if v is None else check_copy_id(v))] = None
+    if_: Optional[StrictBool] = Field(None, alias="if")
     doc: str = ""
+    # An earlier layer whose parameters this one uses (graph/tie.py); a repeat's copies are
+    # named by index, so `tie: 0` (a YAML number) names copy 0.
+    tie: Optional[Union[str, Annotated[int, Field(ge=0, strict=True)]]] = None
+
+    @field_validator("tie")
+    @classmethod
+    def _tie_text(cls, value):
+        return str(value) if isinstance(value, int) else value
 
     @property
     def sources(self) -> Optional[list[str]]:
