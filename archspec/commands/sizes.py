@@ -20,7 +20,7 @@ def sizes(spec: Path = typer.Argument(..., metavar="SPEC", help="The spec file (
               None, "--range", metavar="LOW:HIGH",
               help="The sizes n to check, both ends included. Default: 1 to twice the spec's size."),
           step: int = typer.Option(1, "--step", metavar="N", min=1,
-                                   help="Check every Nth size (rules need N to divide the period)."),
+                                   help="Check every Nth size (the rules need every size: N = 1)."),
           axes: Optional[str] = typer.Option(
               None, "--axes", metavar="AXES",
               help="The spatial axes set to n, the others kept: L on (C, L); HW (default), H or W on "
