@@ -173,26 +173,18 @@ def _existing(path: Path) -> None:
 
 def graph_or_exit(spec: Path, input: Optional[str] = None, allow_outside: bool = False,
                   weights: Optional[Path] = None, run_batch: Optional[int] = None,
-                  sets: Optional[List[str]] = None):
+                  sets: Optional[List[str]] = None, quiet: bool = False):
     """What every command that takes a spec does first: check the files exist (exit 2), parse
     --input and --set (exit 2), load and expand the spec (a located error, exit 1; a --set
-    naming no variable of the spec exits 2). With `run_batch`
-    (commands that allocate the model and run it at that batch size), also refuse, before any
-    allocation, a model that cannot fit in this machine's memory (exit 2). Returns the Graph."""
+    naming no variable of the spec exits 2), print the spec's warnings on stderr (unless
+    `quiet`). With `run_batch` (commands that allocate the model and run it at that batch
+    size), also refuse, before any allocation, a model that cannot fit in this machine's memory
+    (exit 2). Returns the Graph."""
     _current_spec[0] = spec
-    _existing(spec)
     if weights is not None:
         _existing(weights)
-    shape = parse_shape(input)
-    overrides = parse_sets(sets)
-    from archspec.spec.compose import VarOverrideError
-
-    try:
-        graph = load_graph(spec, shape, allow_outside, overrides)[1]
-    except VarOverrideError as exc:
-        fail(exc, EXIT_USAGE)
-    except SpecError as exc:
-        fail(exc)
+    graph = load_spec_or_exit(spec, parse_shape(input), allow_outside, sets)[1]
+    print_warnings(graph.warnings, quiet)
     if run_batch is not None:
         from archspec.resources import ModelTooLarge, check_fits
 
@@ -201,6 +193,28 @@ def graph_or_exit(spec: Path, input: Optional[str] = None, allow_outside: bool =
         except ModelTooLarge as exc:
             fail(f"{spec}: {exc}", EXIT_USAGE)
     return graph
+
+
+def load_spec_or_exit(spec: Path, shape: Optional[tuple] = None, allow_outside: bool = False,
+                      sets: Optional[List[str]] = None):
+    """As `graph_or_exit`, for commands that need the Spec too: returns (Spec, Graph)."""
+    from archspec.spec.compose import VarOverrideError
+
+    _existing(spec)
+    overrides = parse_sets(sets)
+    try:
+        return load_graph(spec, shape, allow_outside, overrides)
+    except VarOverrideError as exc:
+        fail(exc, EXIT_USAGE)
+    except SpecError as exc:
+        fail(exc)
+
+
+def print_warnings(warnings, quiet: bool = False) -> None:
+    """Warnings go to stderr, never into a table on stdout; `--quiet` silences them."""
+    if not quiet:
+        for warning in warnings:
+            typer.echo(str(warning), err=True)
 
 
 def physical_memory() -> Optional[int]:
@@ -262,10 +276,28 @@ def _print_check(result, quiet: bool) -> None:
 
 
 @app.command()
-def report(spec: Path = typer.Argument(..., help="Spec file."),
-           input: Optional[str] = typer.Option(None, "--input", help="Override the input size, CxHxW."),
-           format: str = typer.Option("table", "--format", "-f", help="table, json, markdown or csv."),
-           output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write to a file (atomically)."),
+def report(spec: Path = typer.Argument(..., metavar="SPEC", help="The spec file (.yaml)."),
+           input: Optional[str] = typer.Option(
+               None, "--input", metavar="CxHxW,...",
+               help="Override the input size: a shape (3x224x224), or several side by side, comma-"
+                    "separated; a bare number is a square side (224,320,640; channels and D kept)."),
+           format: str = typer.Option("table", "--format", "-f", metavar="table|json|markdown|csv",
+                                      help="table, json, markdown or csv."),
+           output: Optional[Path] = typer.Option(None, "-o", "--output", metavar="FILE",
+                                                 help="Write to a file (atomically)."),
+           depth: Optional[int] = typer.Option(
+               None, "--depth", min=0, metavar="N",
+               help="Fold blocks nested deeper than N into one row each with their totals, "
+                    "repetitions as ×k (as graph --depth draws them; 0: every top-level block)."),
+           columns: Optional[str] = typer.Option(
+               None, "--columns", metavar="COLS",
+               help="Table columns: a list (layer,op,output,params) or changes to the default ones "
+                    "(+input,+kernel,+stride,-rf). Known: layer, op, input, output, kernel, stride, "
+                    "params, params%, macs, macs%, flops, memory, rf."),
+           layers: Optional[str] = typer.Option(
+               None, "--layers", metavar="A,B,...",
+               help="With several --input sizes: the layers (or blocks) whose shapes are shown. "
+                    "Default: the stage outputs."),
            sharing: bool = typer.Option(False, "--sharing",
                                         help="Show what weight sharing saves: shared vs unshared vs fully "
                                              "connected parameters per layer."),
@@ -277,30 +309,17 @@ def report(spec: Path = typer.Argument(..., help="Spec file."),
            optimizer: Optional[str] = typer.Option(None, "--optimizer",
                                                    help="sgd, momentum, adam or adamw: optimizer state in "
                                                         "the training memory (default sgd)."),
-           allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory."),
+           quiet: bool = typer.Option(False, "--quiet", "-q", help="No warnings on stderr."),
+           allow_outside: bool = typer.Option(False, "--allow-outside",
+                                              help="Let 'extends' leave the spec's directory."),
            sets: Optional[List[str]] = set_option()):
     """Per-layer output shape, parameters, MACs (and FLOPs), memory and receptive field, with
     totals; inference peak and training memory at --batch and --dtype."""
-    from archspec.graph.analyze import analyze, sharing as sharing_rows
-    from archspec.report.render import RENDERERS, render_sharing
+    from archspec.report.command import ReportOptions, run
 
-    if format not in RENDERERS:
-        fail(f"--format must be one of {', '.join(RENDERERS)}. Received: '{format}'", EXIT_USAGE)
     _memory_options(batch, dtype, optimizer)
-    graph = graph_or_exit(spec, input, allow_outside, sets=sets)
-    if sharing:
-        rows = sharing_rows(graph)
-        text = json.dumps(rows, indent=2) if format == "json" else render_sharing(rows)
-    else:
-        report = analyze(graph, batch=batch, dtype=dtype, optimizer=optimizer or "sgd")
-        text = RENDERERS[format](report, flops=flops)
-    if output is None:
-        typer.echo(text)
-    else:
-        from archspec.io import write_atomic
-
-        write_atomic(output, text.encode() + b"\n")
-        typer.echo(f"wrote {output}", err=True)
+    run(ReportOptions(spec, input, format, output, sharing, depth, columns, layers, quiet, allow_outside,
+                      flops, batch, dtype, optimizer or "sgd", sets))
 
 
 def _memory_options(batch: int, dtype: str, optimizer: Optional[str]) -> None:

@@ -15,17 +15,20 @@ What is counted (docs/counting.md):
 - memory (at the report's batch and dtype): the inference peak with liveness and the training
   footprint with the activations autograd saves (archspec/graph/memory.py). A layer that uses
   another's parameters (`tie`) has 0 params of its own and names its owner in `tied_to`.
-- receptive field: size, jump (stride in input pixels) and start (centre of the first
-  output's field) per spatial axis.
+- receptive field (archspec/graph/receptive.py): size, jump and start per spatial axis,
+  whether the output sees global context, and whether the field is exact.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from math import prod
 
-from archspec.graph.ir import INPUT, Graph
+from archspec.graph.ir import Graph
 from archspec.graph.memory import DTYPES, memory_summary, saved_activations
+from archspec.graph.receptive import Field, as_number, receptive_fields
 from archspec.ops import OPS
+
+Field = Field  # the per-axis receptive field, importable from here as before
 
 BYTES_PER_VALUE = 4  # fp32
 CONVENTIONS = {
@@ -33,15 +36,6 @@ CONVENTIONS = {
     "flops": "floating-point operations per sample at inference: 2 per MAC plus 1 per output element "
              "for a bias; other ops by their stated cost per element (docs/reference.md, 'FLOPs')",
 }
-
-
-@dataclass(frozen=True)
-class Field:
-    """Receptive field along one axis, in input pixels."""
-
-    size: float = 1
-    jump: float = 1
-    start: float = 0.5
 
 
 @dataclass
@@ -62,6 +56,10 @@ class LayerStats:
     flops: int = 0
     saved_bytes: int = 0  # what autograd keeps for this node first, at the report's batch and dtype
     tied_to: str | None = None  # the layer whose parameters this one uses
+    rf_start: list = field(default_factory=list)  # centre of output position 0's field, per axis
+    global_context: bool = False  # depends on every input position (global pooling, SE, ...)
+    rf_exact: bool = True  # False: receptive_field is an upper bound, jump an average
+    rf_resolved: bool = True  # False after a global reduction: the field is the whole extent
 
 
 @dataclass
@@ -95,8 +93,7 @@ class Report:
 def analyze(graph: Graph, *, batch: int = 1, dtype: str = "fp32", optimizer: str = "sgd") -> Report:
     """The report of `graph`; `batch`, `dtype` (archspec.graph.memory.DTYPES) and `optimizer`
     (OPTIMIZERS) set the memory section and each layer's `saved_bytes`."""
-    # One Field per spatial axis of the network's input ((C, L): 1, (C, H, W): 2, (F,): none).
-    fields = {INPUT: (Field(),) * max(len(graph.input_shape) - 1, 0)}
+    fields = receptive_fields(graph)
     saved, saved_by = saved_activations(graph, batch, DTYPES[dtype])
     layers = []
     for node in graph.nodes.values():
@@ -105,17 +102,19 @@ def analyze(graph: Graph, *, batch: int = 1, dtype: str = "fp32", optimizer: str
         params = 0 if node.tie else op.params(node.params, in_shapes, node.shape)
         own = node.trainable and not node.tie  # a tied layer's parameters are counted at its owner
         frozen = op.frozen_params(node.params, in_shapes, node.shape) if own else params
-        fields[node.name] = field_ = _receptive(op, node, [fields[i] for i in node.inputs], in_shapes)
+        rf = fields[node.name]
         layers.append(LayerStats(
             name=node.name, op=node.op, shape=list(node.shape), inputs=list(node.inputs),
             params=params, trainable_params=params - frozen,
             macs=op.macs(node.params, in_shapes, node.shape),
             param_bytes=params * BYTES_PER_VALUE,
             activation_bytes=prod(node.shape) * BYTES_PER_VALUE,
-            receptive_field=[_num(f.size) for f in field_], jump=[_num(f.jump) for f in field_],
+            receptive_field=[as_number(f.bound) for f in rf.axes], jump=[as_number(f.jump) for f in rf.axes],
             line=node.loc.line, training_only=node.training_only,
             flops=op.flops(node.params, in_shapes, node.shape), saved_bytes=saved_by.get(node.name, 0),
             tied_to=node.tie,
+            rf_start=[as_number(f.start) for f in rf.axes], global_context=rf.global_context,
+            rf_exact=rf.exact, rf_resolved=rf.resolved,
         ))
     main = [s for s in layers if not s.training_only]
     aux = [s for s in layers if s.training_only]
@@ -178,40 +177,3 @@ def _totals(stats) -> dict:
         "param_bytes": sum(s.param_bytes for s in stats),
         "activation_bytes": sum(s.activation_bytes for s in stats),
     }
-
-
-def _receptive(op, node, inputs, in_shapes):
-    """Propagate (size, jump, start) through one op, per spatial axis of the network's input.
-    An op sees the axes of its own input when it has as many (a flattened input has none:
-    its field is already the whole extent that reached it)."""
-    axes = len(inputs[0])
-    if len(inputs) > 1:  # a merge sees the union of its inputs' fields
-        return tuple(max((f[a] for f in inputs), key=lambda f: f.size) for a in range(axes))
-    fields, shape = inputs[0], in_shapes[0]
-    own = len(shape) - 1 == axes
-    kind = op.spatial_kind(node.params)
-    if kind == "pointwise" or not own:
-        return fields
-    if kind == "global":
-        return tuple(_field(f.size + (n - 1) * f.jump, f.jump * n, f.start + (n - 1) / 2 * f.jump)
-                     for f, n in zip(fields, shape[1:]))
-    out = []
-    for f, k, s, p, d in zip(fields, *op.window(node.params, shape)):
-        span = d * (k - 1) + 1
-        out.append(_field(f.size + (span - 1) * f.jump, f.jump * s, f.start + ((span - 1) / 2 - p) * f.jump))
-    return tuple(out)
-
-
-RF_LIMIT = 2 ** 53  # receptive field sizes and jumps saturate here (no input is this large)
-
-
-def _field(size, jump, start) -> Field:
-    """A Field with size and jump saturated at RF_LIMIT, so a stack of huge strides cannot grow
-    them without end (and `start`, a float, cannot overflow)."""
-    return Field(min(size, RF_LIMIT), min(jump, RF_LIMIT), start)
-
-
-def _num(x):
-    if isinstance(x, int):
-        return x
-    return int(x) if float(x).is_integer() else round(x, 3)

@@ -68,15 +68,18 @@ class Scope:
         return f"{self.prefix}.{local}" if self.prefix else local
 
 
-def build_graph(spec: Spec) -> Graph:
+def build_graph(spec: Spec, *, check_expect: bool = True) -> Graph:
     """Expand `spec` into a Graph. Raises a located SpecError, or SpecErrors listing every
-    independent problem (its `partial` holds what could be built)."""
-    return Builder(spec).build()
+    independent problem (its `partial` holds what could be built). `check_expect=False` skips
+    the layers' `expect:` shapes (which hold at the spec's own input size), for sweeps over
+    other sizes."""
+    return Builder(spec, check_expect=check_expect).build()
 
 
 class Builder:
-    def __init__(self, spec: Spec, *, max_errors: int = MAX_ERRORS):
+    def __init__(self, spec: Spec, *, max_errors: int = MAX_ERRORS, check_expect: bool = True):
         self.spec = spec
+        self.check_expect = check_expect
         self.graph = Graph(spec.name, tuple(spec.input), files=list(spec.files))
         self.ids: dict[str, str] = {}  # qualified id -> output node of that layer or block
         self.id_src: dict[str, Src] = {}
@@ -191,7 +194,7 @@ class Builder:
                 out = self._block(definition, body, body_src, name, inputs, flags, what)
             else:
                 out = self._op(kind, body, body_src, name, inputs, flags, what)
-        if envelope.expect is not None:
+        if envelope.expect is not None and self.check_expect:
             self._check_expect(envelope.expect, out, body_src, what)
         if name is not None:
             self.ids[name] = out
@@ -250,7 +253,8 @@ class Builder:
         node = Node(name, kind, params, tuple(inputs), shape, src, scope.trainable,
                     scope.training_only, scope.blocks)
         for note in op.warnings(params, shapes, shape):
-            self.graph.warnings.append(Diagnostic(src.loc, name, note, "AS801"))
+            # an op's warning carries its code (OpWarning); a plain string is a floor warning
+            self.graph.warnings.append(Diagnostic(src.loc, name, str(note), getattr(note, "code", "AS801")))
         if len(self.graph.nodes) >= MAX_NODES:
             raise BudgetExceeded(f"the expanded graph exceeds {MAX_NODES:,} nodes", src.loc)
         self.graph.nodes[name] = node

@@ -13,8 +13,8 @@ from pydantic import model_validator
 
 from archspec.errors import ShapeError
 from archspec.ops.formulas import conv_out, conv_transpose_out, floor_warning, same_padding
-from archspec.ops.registry import (SPATIAL, NonNegativeSize, Op, OpParams, Positive, Size, need_rank,
-                                   per_axis, register, spatial_rank, zip_axes)
+from archspec.ops.registry import (SPATIAL, AxisMap, NonNegativeSize, Op, OpParams, Positive, Size,
+                                   need_rank, per_axis, register, spatial_rank, zip_axes)
 from archspec.ops.saving import DENSE, saved_input, saved_new
 
 # FLOPs of the ops that multiply against weights: a multiply and an add per MAC, and the bias
@@ -264,6 +264,19 @@ class ConvTranspose(_Convolution):
         # Each output pixel depends on about k/s input pixels: a fractional stride.
         kernel, _, padding, dilation, _ = _transpose_axes(p, shape)
         return kernel, (1,) * len(kernel), padding, dilation
+
+    def field_map(self, p, shape, out):
+        # Output o reads the inputs i with i*s + t*d - p = o for a tap t in [0, k): the
+        # integers in [(o + p - d(k-1))/s, (o + p)/s]. With s = 1 that is every one (exact);
+        # with s > 1 their number and centre depend on o's phase: at most floor((span-1)/s) + 1
+        # of them, the positions advancing 1/s of an input position per output on average,
+        # each interval end (a floor or a ceiling of a multiple of 1/s) off it by under 1 - 1/s.
+        maps = []
+        for k, s, pad, d, _ in zip(*_transpose_axes(p, shape)):
+            span = d * (k - 1) + 1
+            first, last = -(-(pad - span + 1) // s), pad // s  # the inputs output 0 reads
+            maps.append(AxisMap((span - 1) // s + 1, 1 / s, (first + last) / 2, s == 1, 1 - 1 / s))
+        return tuple(maps)
 
     def torch(self, p, inputs, out):
         import torch.nn as nn

@@ -152,7 +152,7 @@ class GroupNorm(Op):
 
     name = "group_norm"
     Params = GroupNormParams
-    spatial = "global"  # its statistics span every position: each output depends on all of them
+    spatial = "context"  # its statistics span every position: each output depends on all of them
     fresh_output = True
     flops_rule = SAMPLE_FLOPS
     saves_rule = "its input and the mean and 1/σ of every group of every sample"
@@ -213,7 +213,7 @@ class InstanceNorm(Op):
 
     def spatial_kind(self, p):
         # The sample's own statistics span every position (global); running ones do not.
-        return "pointwise" if p.track_running_stats else "global"
+        return "pointwise" if p.track_running_stats else "context"
     onnx_notes = ("exported as InstanceNormalization; with track_running_stats, as BatchNormalization "
                   "with the running statistics (eval mode), reshaped to (1, N·C, ...)")
 

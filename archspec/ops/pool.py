@@ -9,8 +9,8 @@ from pydantic import model_validator
 
 from archspec.errors import ShapeError
 from archspec.ops.formulas import floor_warning, pool_out
-from archspec.ops.registry import (AXIS_NAMES, SPATIAL, NonNegativeSize, Op, OpParams, Size, need_rank,
-                                   per_axis, register, spatial_rank, zip_axes)
+from archspec.ops.registry import (AXIS_NAMES, SPATIAL, AxisMap, NonNegativeSize, Op, OpParams, OpWarning,
+                                   Size, need_rank, per_axis, register, spatial_rank, zip_axes)
 from archspec.ops.saving import saved_input, saved_new
 
 
@@ -291,6 +291,33 @@ class AdaptiveAvgPool(Op):
         n = len(size)
         return kernel, stride, (0,) * n, (1,) * n
 
+    def spatial_kind(self, p):
+        # to one position on every axis it is global pooling under another name
+        size = {p.size} if isinstance(p.size, int) else set(p.size)
+        return "global" if size == {1} else "window"
+
+    def field_map(self, p, shape, out):
+        # Bin j spans [floor(j*i/o), ceil((j+1)*i/o)). When o divides i that is a window of
+        # i/o with stride i/o (exact); otherwise the bins differ in width (the widest is the
+        # bound) and advance i/o positions on average.
+        maps = []
+        for i, o in zip(shape[1:], out[1:]):
+            if i % o == 0:
+                maps.append(AxisMap(i // o, float(i // o), (i // o - 1) / 2))
+                continue
+            maps.append(AxisMap(_widest_bin(i, o), i / o, (-(-i // o) - 1) / 2, False, 1.0))
+        return tuple(maps)
+
+    def warnings(self, p, inputs, out):
+        shape = inputs[0]
+        if all(o <= i for i, o in zip(shape[1:], out[1:])):
+            return []
+        copies = prod(_most_bins(i, o) for i, o in zip(shape[1:], out[1:]))
+        sizes = "x".join(map(str, shape[1:])), "x".join(map(str, out[1:]))
+        return [OpWarning(f"adaptive pooling to {sizes[1]} from a {sizes[0]} input replicates values: "
+                          f"an input value is copied into up to {copies} outputs; a larger input "
+                          "(or a smaller 'size') avoids it", "AS802")]
+
     def onnx_refusal(self, p, inputs, out):
         if spatial_rank(inputs[0]) == 3 and set(out[1:]) != {1}:
             return ("PyTorch's ONNX exporter has no translation of 3-D adaptive average pooling to "
@@ -303,3 +330,22 @@ class AdaptiveAvgPool(Op):
 
         cls = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)[spatial_rank(inputs[0]) - 1]
         return cls(per_axis(p.size, inputs[0], "size"))
+
+
+_EXACT_UP_TO = 4096  # bins/positions counted one by one up to here; beyond, the bound
+
+
+def _widest_bin(i: int, o: int) -> int:
+    """The widest of the o adaptive-pooling bins over i positions (bin j spans
+    [floor(j*i/o), ceil((j+1)*i/o))); at most ceil(i/o) + 1."""
+    if o > _EXACT_UP_TO:
+        return -(-i // o) + 1
+    return max(-(-(j + 1) * i // o) - j * i // o for j in range(o))
+
+
+def _most_bins(i: int, o: int) -> int:
+    """The most adaptive-pooling bins (o over i positions) that contain one input position:
+    position x is in bins floor(x*o/i) ... ceil((x+1)*o/i) - 1; at most ceil(o/i) + 1."""
+    if i > _EXACT_UP_TO:
+        return -(-o // i) + 1
+    return max(min(-(-(x + 1) * o // i), o) - x * o // i for x in range(i))

@@ -7,7 +7,7 @@ op up here (``OPS[node.op]``) and never branch on op names.
 from __future__ import annotations
 
 from math import prod
-from typing import Annotated, ClassVar, Union
+from typing import Annotated, ClassVar, NamedTuple, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -38,6 +38,48 @@ class NoParams(OpParams):
     pass
 
 
+class AxisMap(NamedTuple):
+    """Which input positions one output position reads, along one spatial axis (for the
+    receptive field): output position o reads the `taps` consecutive input positions centred
+    on `offset + o * step` (input indices; the centre of an even window falls between two).
+    `exact`: True when that holds for every o. False where the op resizes by a fraction
+    (transposed convolution with stride > 1, upsampling, pixel shuffle, adaptive pooling whose
+    sizes do not divide): then `taps` is an upper bound, `step` an average, and the centre of
+    o's window is within `wobble` input positions of `offset + o * step`."""
+
+    taps: int
+    step: float
+    offset: float
+    exact: bool = True
+    wobble: float = 0.0
+
+
+IDENTITY = AxisMap(1, 1.0, 0.0)  # each output position reads its own input position
+
+
+def window_map(kernel, stride, padding, dilation) -> tuple[AxisMap, ...]:
+    """The AxisMap of a sliding window on each axis: output o covers input positions
+    o*s - p ... o*s - p + d(k-1), i.e. `span` = d(k-1)+1 taps centred on o*s - p + (span-1)/2."""
+    maps = []
+    for k, s, p, d in zip(kernel, stride, padding, dilation):
+        span = d * (k - 1) + 1
+        maps.append(IDENTITY if span == s == 1 and p == 0 else
+                    AxisMap(span, float(s), (span - 1) / 2 - p))
+    return tuple(maps)
+
+
+class OpWarning(str):
+    """A warning from an op's `warnings` that carries its own code from the catalogue
+    (archspec/errors.py); a plain string there is a floor warning, AS801."""
+
+    code: str
+
+    def __new__(cls, message: str, code: str):
+        text = super().__new__(cls, message)
+        text.code = code
+        return text
+
+
 class Op:
     """Base class of a primitive op. Subclasses set `name`, `Params` and the rules they need.
 
@@ -49,8 +91,14 @@ class Op:
     name: ClassVar[str]
     Params: ClassVar[type[OpParams]] = NoParams
     arity: ClassVar[tuple[int, int]] = (1, 1)  # min, max number of inputs
-    # 'window': a sliding window (receptive field grows by kernel/stride); 'pointwise': keeps the
-    # receptive field; 'global': every output sees the whole input.
+    # For the receptive field (archspec/graph/receptive.py):
+    # 'window': output positions read windows of input positions (`field_map`, from `window`);
+    # 'pointwise': each output position reads one input position (resizing ops say which in
+    #   their `field_map`);
+    # 'global': the output has no positions left that map to the input's: every output sees
+    #   every input position (global pooling, flatten);
+    # 'context': positions are kept, but every output also depends on statistics over all
+    #   positions (group and instance norm with the sample's statistics).
     spatial: ClassVar[str] = "pointwise"
     # For the compiler's in-place decisions: does the PyTorch output alias the input (a view or
     # the input itself), and is it a fresh tensor autograd does not keep for backward (so a
@@ -157,6 +205,11 @@ class Op:
         of an input of `shape`, for receptive-field analysis."""
         n = spatial_rank(shape)
         return (1,) * n, (1,) * n, (0,) * n, (1,) * n
+
+    def field_map(self, p, shape: Shape, out: Shape) -> tuple[AxisMap, ...]:
+        """How output positions read input positions, one `AxisMap` per spatial axis of an
+        input of `shape` (output `out`); by default the sliding window of `window`."""
+        return window_map(*self.window(p, shape))
 
     def torch(self, p, inputs: list[Shape], out: Shape):
         """The PyTorch module computing this node (an nn.Parameter for `bare_parameter` ops);

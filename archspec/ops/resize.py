@@ -1,7 +1,8 @@
 """Resizing without weights: `upsample` and `pixel_shuffle`.
 
-Receptive fields: both are treated as pointwise (an output pixel sees the field of the input
-pixel it comes from; the jump is not divided by the factor)."""
+Receptive fields (`field_map`): an output pixel reads one input pixel (nearest, pixel shuffle)
+or two neighbours (linear modes); the positions advance by input/output size per output on
+average, so the field is an approximation (`rf_exact: false`) unless the sizes are equal."""
 from __future__ import annotations
 
 from math import prod
@@ -10,7 +11,7 @@ from typing import Literal, Optional
 from pydantic import model_validator
 
 from archspec.errors import ShapeError
-from archspec.ops.registry import SPATIAL, Op, OpParams, Positive, Size, need_rank, per_axis, register
+from archspec.ops.registry import SPATIAL, AxisMap, Op, OpParams, Positive, Size, need_rank, per_axis, register
 
 # Interpolating modes, by the number of spatial axes they work on (PyTorch's rule).
 LINEAR_MODES = {"linear": 1, "bilinear": 2, "trilinear": 3}
@@ -77,6 +78,19 @@ class Upsample(Op):
             return (shape[0], *per_axis(p.size, shape, "size"))
         return (shape[0], *(i * s for i, s in zip(shape[1:], per_axis(p.scale, shape, "scale"))))
 
+    def field_map(self, p, shape, out):
+        # nearest: output o reads input floor(o * i/n). Linear modes read the two neighbours of
+        # (o + 1/2) * i/n - 1/2 (align_corners: o * (i-1)/(n-1)), clamped to the input.
+        maps = []
+        for i, n in zip(shape[1:], out[1:]):
+            if p.mode == "nearest":
+                maps.append(AxisMap(1, i / n, 0.0, i == n, 0.0 if i == n else 1.0))
+                continue
+            step = (i - 1) / (n - 1) if p.align_corners and n > 1 else i / n
+            offset = 0.0 if p.align_corners else max(0.0, (step - 1) / 2)
+            maps.append(AxisMap(1 if i == n else 2, step, offset, i == n, 0.0 if i == n else 1.0))
+        return tuple(maps)
+
     def torch(self, p, inputs, out):
         import torch.nn as nn
 
@@ -124,6 +138,10 @@ class PixelShuffle(Op):
             raise ShapeError("pixel_shuffle needs channels divisible by factor²", channels=c,
                              factor=p.factor)
         return (c // r2, h * p.factor, w * p.factor)
+
+    def field_map(self, p, shape, out):
+        # Output pixel o comes from input pixel floor(o / r) (of another channel).
+        return (AxisMap(1, 1 / p.factor, 0.0, p.factor == 1, 1 - 1 / p.factor),) * 2
 
     def torch(self, p, inputs, out):
         import torch.nn as nn

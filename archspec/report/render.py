@@ -1,33 +1,30 @@
-"""Render a `Report` as a text table, JSON, Markdown or CSV."""
+"""Render a `Report` as a text table, JSON, Markdown or CSV.
+
+The table and Markdown show the declared columns (archspec/report/columns.py) over rows of
+ops or folded blocks (archspec/report/rows.py), chosen by a `View`; JSON and CSV give every
+figure of every op. On a terminal the table is drawn with rich's colours and alignment
+(`colour=True`); otherwise it is plain text. Warnings are never part of the rendered text:
+the command line prints them on stderr.
+"""
 from __future__ import annotations
 
-import csv
-import io
 import json
+from dataclasses import asdict, dataclass, fields
 
-from archspec.graph.analyze import Report
-
-COLUMNS = ("layer", "op", "output", "params", "macs", "rf")
-
-
-def _field(sizes: list) -> str:
-    """'11' when every spatial axis has the same field, else '3x7x7'; '-' without spatial axes."""
-    if not sizes:
-        return "-"
-    return str(sizes[0]) if len(set(sizes)) == 1 else "x".join(map(str, sizes))
+from archspec.graph.analyze import LayerStats, Report
+from archspec.report.columns import Column, Row, bytes_text, choose_columns, field_text
+from archspec.report.rows import layer_rows
 
 
-def _rows(report: Report, flops: bool = False):
-    for s in report.layers:
-        rf = _field(s.receptive_field)
-        name = s.name + (" *" if s.training_only else "")
-        params = f"= {s.tied_to}" if s.tied_to else f"{s.params:,}" if s.params else "-"
-        counts = (f"{s.macs:,}" if s.macs else "-",) + ((f"{s.flops:,}" if s.flops else "-",) if flops else ())
-        yield (name, s.op, "x".join(map(str, s.shape)), params, *counts, str(rf))
+@dataclass
+class View:
+    """What the table shows: `rows` (default: one per op), `columns` (default: the default
+    ones), whether to draw it in colour and to total FLOPs."""
 
-
-def _header(flops: bool) -> tuple:
-    return ("Layer", "Op", "Output", "Params", "MACs") + (("FLOPs",) if flops else ()) + ("RF",)
+    rows: list | None = None
+    columns: list | None = None
+    colour: bool = False
+    flops: bool = False  # the FLOPs total among the summary lines (the column: `--flops`)
 
 
 def _human(n: float, unit: str = "") -> str:
@@ -78,47 +75,96 @@ def _memory_lines(memory: dict) -> list[str]:
     return lines
 
 
-def render_table(report: Report, flops: bool = False) -> str:
-    header = _header(flops)
-    rows = list(_rows(report, flops))
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    right = set(range(3, len(header)))
+def _cells(report: Report, view: View | None) -> tuple[list[Column], list[Row], list[list[str]]]:
+    view = view or View()
+    columns = view.columns or choose_columns(None)
+    rows = view.rows if view.rows is not None else layer_rows(report)
+    return columns, rows, [[c.text(row, report) for c in columns] for row in rows]
 
-    def fmt(row):
-        return "  ".join(str(c).rjust(w) if i in right else str(c).ljust(w)
-                         for i, (c, w) in enumerate(zip(row, widths))).rstrip()
 
-    rule = "-" * len(fmt(header))
-    out = [f"{report.name}", rule, fmt(header), rule, *(fmt(r) for r in rows), rule]
-    out += summary_lines(report, flops)
-    out += [f"{w}" for w in report.warnings]
+def plain_table(headers: list, aligns: list, body: list) -> list[str]:
+    """Columns padded to their widest cell, separated by two spaces, between rules."""
+    widths = [max(len(str(r[i])) for r in [headers, *body]) for i in range(len(headers))]
+
+    def line(cells):
+        return "  ".join(str(c).rjust(w) if a == "right" else str(c).ljust(w)
+                         for c, w, a in zip(cells, widths, aligns)).rstrip()
+
+    rule = "-" * len(line(headers))
+    return [rule, line(headers), rule, *(line(r) for r in body), rule]
+
+
+def colour_table(title: str, headers: list, aligns: list, body: list, styles: list, after: list) -> str:
+    """The same table drawn by rich with colours (ANSI escapes), for a terminal."""
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title, title_justify="left", title_style="bold", header_style="bold cyan",
+                  show_edge=False, pad_edge=False, box=None, padding=(0, 1))
+    for header, align in zip(headers, aligns):
+        table.add_column(header, justify=align, no_wrap=True)
+    for cells, style in zip(body, styles):
+        table.add_row(*(Text(str(c)) for c in cells), style=style)
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, color_system="standard", width=100_000,
+                      highlight=False, soft_wrap=True)
+    console.print(table)
+    for line in after:
+        console.print(Text(line))
+    return "\n".join(line.rstrip() for line in buf.getvalue().rstrip("\n").splitlines())
+
+
+def _style(row: Row) -> str:
+    if row.training_only:
+        return "dim"
+    return "bold" if row.block else ""
+
+
+def render_table(report: Report, view: View | None = None) -> str:
+    columns, rows, body = _cells(report, view)
+    headers, aligns = [c.header for c in columns], [c.align for c in columns]
+    summary = summary_lines(report, view is not None and view.flops)
+    if view is not None and view.colour:
+        return colour_table(report.name, headers, aligns, body, [_style(r) for r in rows], summary)
+    return "\n".join([report.name, *plain_table(headers, aligns, body), *summary])
+
+
+def render_markdown(report: Report, view: View | None = None) -> str:
+    columns, rows, body = _cells(report, view)
+    out = [f"## {report.name}", "", "| " + " | ".join(c.header for c in columns) + " |",
+           "|" + "|".join("--:" if c.align == "right" else "---" for c in columns) + "|"]
+    for cells in body:
+        cells = [f"`{cell}`" if c.key == "layer" else cell.replace("|", "\\|") for c, cell in zip(columns, cells)]
+        out.append("| " + " | ".join(cells) + " |")
+    out += [""] + [f"- {line}" for line in summary_lines(report, view is not None and view.flops)]
     return "\n".join(out)
 
 
-def render_markdown(report: Report, flops: bool = False) -> str:
-    header = _header(flops)
-    out = [f"## {report.name}", "", "| " + " | ".join(header) + " |",
-           "|---|---|---|" + "--:|" * (len(header) - 3)]
-    out += ["| " + " | ".join((f"`{r[0]}`", *r[1:])) + " |" for r in _rows(report, flops)]
-    out += [""] + [f"- {line}" for line in summary_lines(report, flops)]
-    out += [f"- warning: {w}" for w in report.warnings]
-    return "\n".join(out)
+def _csv_value(value) -> object:
+    if isinstance(value, (list, tuple)):
+        return "x".join(map(str, value))
+    return value
 
 
-def render_csv(report: Report, flops: bool = False) -> str:
+def render_csv(report: Report, view: View | None = None) -> str:
+    """Every field of every op (LayerStats, in its order; lists joined with 'x')."""
+    import csv  # here: `report` in its other formats need not load it
+    import io
+
+    keys = [f.name for f in fields(LayerStats) if f.name != "inputs"]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["name", "op", "shape", "params", "trainable_params", "macs", "param_bytes",
-                     "activation_bytes", "receptive_field", "training_only", "flops", "saved_bytes", "tied_to"])
+    writer.writerow(keys)
     for s in report.layers:
-        writer.writerow([s.name, s.op, "x".join(map(str, s.shape)), s.params, s.trainable_params,
-                         s.macs, s.param_bytes, s.activation_bytes,
-                         "x".join(map(str, s.receptive_field)), s.training_only, s.flops, s.saved_bytes,
-                         s.tied_to or ""])
+        values = asdict(s)
+        writer.writerow([_csv_value(values[k]) for k in keys])
     return buf.getvalue()
 
 
-def render_json(report: Report, flops: bool = False) -> str:
+def render_json(report: Report, view: View | None = None) -> str:
     return json.dumps(report.to_json(), indent=2)
 
 
@@ -134,3 +180,7 @@ def render_sharing(rows: list[dict]) -> str:
     lines = ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
              for row in [header, *body]]
     return "\n".join(lines)
+
+
+__all__ = ["RENDERERS", "View", "bytes_text", "field_text", "plain_table", "colour_table", "render_csv",
+           "render_json", "render_markdown", "render_sharing", "render_table", "summary_lines"]
