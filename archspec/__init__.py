@@ -15,14 +15,32 @@ from archspec.errors import SpecError
 from archspec.graph.analyze import Report, analyze
 from archspec.graph.build import build_graph as expand
 from archspec.graph.ir import Graph
+from archspec.resources import ModelTooLarge
 from archspec.spec.compose import Spec, load_spec as load, load_spec_text as loads
 
 
-def build(spec, **kwargs):
-    """Compile a spec (or a path to one) to a torch.fx GraphModule. Imports torch."""
-    from archspec.compile.torch_fx import build as _build
+def build(spec, *, force: bool = False, **kwargs):
+    """Compile a spec (a path, Spec or Graph) to a torch.fx GraphModule. Imports torch.
 
-    return _build(spec, **kwargs)
+    The module returns the main output, or the tuple `(main, *extras)` when the spec declares
+    extra outputs (`output: true`; with `training_heads=True`, training-only heads too).
+    Keyword arguments go to `archspec.compile.torch_fx.build` (input_shape, training_heads,
+    seed, init, zero_init_residual).
+
+    Before allocating anything, a model that cannot run at batch 1 within the memory this
+    process may use (archspec/resources.py: weights, input and every activation, against
+    physical memory, cgroup and ulimit limits) is refused with `archspec.ModelTooLarge`
+    (a MemoryError); `force=True` skips that check."""
+    from archspec.compile.torch_fx import as_graph, build as _build, refuse_unsafe_graph
+    from archspec.resources import check_fits
+
+    graph = as_graph(spec, kwargs.pop("input_shape", None))
+    refuse_unsafe_graph(graph)  # before anything else reads the graph
+    if not force:
+        check_fits(graph, 1, training_heads=kwargs.get("training_heads", False),
+                   hint="pass force=True to build it anyway")
+    return _build(graph, **kwargs)
 
 
-__all__ = ["SpecError", "Spec", "Graph", "Report", "load", "loads", "expand", "analyze", "build"]
+__all__ = ["SpecError", "ModelTooLarge", "Spec", "Graph", "Report", "load", "loads", "expand", "analyze",
+           "build"]

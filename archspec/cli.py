@@ -1,10 +1,15 @@
 """The `archspec` command line. Heavy imports (torch, onnx, graphviz) live inside the
 commands that need them, so `check` and `report` start fast and never import torch.
 
-Exit codes: 0 ok, 1 the spec is invalid, 2 usage or environment error.
+Exit codes: 0 ok, 1 the spec is invalid, 2 usage or environment error (including a file that
+cannot be written, a closed or full standard output, a model too large for this machine's
+memory), 3 an internal error: a bug in archspec, reported as one line, never a traceback.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
+import io
 import json
 import os
 import sys
@@ -12,14 +17,111 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from archspec.commands.options import set_option
 from archspec.errors import SpecError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Check, report, draw and compile CNN architectures written as YAML.")
+EXIT_INVALID, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
 
-EXIT_INVALID, EXIT_USAGE = 1, 2
+
+class GuardedGroup(TyperGroup):
+    """The last line of defence: whatever a command lets escape ends as one line on stderr and
+    a documented exit code, never a traceback (see `guard`)."""
+
+    def invoke(self, ctx):
+        if sys.stdout is None:  # started with standard output closed (`>&-`): printing must fail
+            sys.stdout = _ClosedOutput()
+        with guard():
+            return super().invoke(ctx)
+
+
+class _ClosedOutput(io.TextIOBase):
+    """Standard output when the process started without one: writing to it is an error, so a
+    command whose result goes to stdout does not pretend success (one that writes -o does)."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text):
+        raise OSError(errno.EBADF, "it is closed")
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  cls=GuardedGroup, help="Check, report, draw and compile CNN architectures written as YAML.")
+_current_spec: list = [None]  # the spec being worked on, for the internal-error line
+
+
+@contextlib.contextmanager
+def guard():
+    """Turn what escapes a command into one line and an exit code: a spec error (1), a file
+    that cannot be written, a closed or full stdout or too little memory (2), anything else
+    (3: `error: internal error (a bug in archspec, please report it): Type: message [AS900]`,
+    with the spec's file when known). Exits of the commands themselves pass through."""
+    try:
+        yield
+    except (typer.Exit, typer.Abort, typer.TyperException):  # usage errors, --help, exits
+        raise
+    except SpecError as exc:
+        _say(str(exc))
+        raise typer.Exit(EXIT_INVALID) from None
+    except BrokenPipeError:  # the reader went away (`archspec report x | head`): say nothing
+        _silence_stdout()
+        raise typer.Exit(EXIT_USAGE) from None
+    except OSError as exc:
+        _say(f"error: {_os_error(exc)}")
+        raise typer.Exit(EXIT_USAGE) from None
+    except MemoryError as exc:
+        _say(f"error: {_where()}{exc or 'out of memory'}")
+        raise typer.Exit(EXIT_USAGE) from None
+    except Exception as exc:  # noqa: BLE001 - the point of the guard
+        text = " ".join(str(exc).split())[:300]
+        _say(f"{_where()}error: internal error (a bug in archspec, please report it): "
+             f"{type(exc).__name__}: {text} [AS900]")
+        raise typer.Exit(EXIT_INTERNAL) from None
+
+
+def _where() -> str:
+    return f"{_current_spec[0]}: " if _current_spec[0] is not None else ""
+
+
+def _os_error(exc: OSError) -> str:
+    """`path: reason` for a file, or what went wrong with standard output."""
+    from archspec.io import OutputError
+
+    if isinstance(exc, OutputError):
+        return str(exc)
+    if exc.filename is None and _from_echo(exc):
+        _silence_stdout()  # so that the final flush at exit does not fail again
+        return f"cannot write to standard output: {exc.strerror or exc}"
+    if exc.filename is None:
+        return exc.strerror or str(exc)
+    return f"{exc.filename}: {exc.strerror or exc}"
+
+
+def _from_echo(exc: BaseException) -> bool:
+    """Whether `exc` was raised while printing (typer/click's echo): standard output failed."""
+    import traceback
+
+    return any(frame.f_code.co_name == "echo" and ("typer" in frame.f_code.co_filename
+                                                   or "click" in frame.f_code.co_filename)
+               for frame, _ in traceback.walk_tb(exc.__traceback__))
+
+
+def _silence_stdout() -> None:
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _say(line: str) -> None:
+    try:
+        typer.echo(line, err=True)
+    except (OSError, ValueError):
+        pass  # stderr is gone too: the exit code is all that is left
 
 
 def fail(error: SpecError | str, code: int = EXIT_INVALID):
@@ -78,18 +180,18 @@ def graph_or_exit(spec: Path, input: Optional[str] = None, allow_outside: bool =
     `quiet`). With `run_batch` (commands that allocate the model and run it at that batch
     size), also refuse, before any allocation, a model that cannot fit in this machine's memory
     (exit 2). Returns the Graph."""
+    _current_spec[0] = spec
     if weights is not None:
         _existing(weights)
     graph = load_spec_or_exit(spec, parse_shape(input), allow_outside, sets)[1]
     print_warnings(graph.warnings, quiet)
     if run_batch is not None:
-        from archspec.graph.analyze import analyze, memory_needed
+        from archspec.resources import ModelTooLarge, check_fits
 
-        need, have = memory_needed(analyze(graph), run_batch), physical_memory()
-        if have and need > have:
-            fail(f"{spec}: {graph.name} needs about {need / 2**30:,.1f} GiB (fp32 weights plus every "
-                 f"activation at batch {run_batch}), more than this machine's {have / 2**30:,.1f} GiB; "
-                 "use a smaller --input or batch", EXIT_USAGE)
+        try:
+            check_fits(graph, run_batch, hint="use a smaller --input or batch")
+        except ModelTooLarge as exc:
+            fail(f"{spec}: {exc}", EXIT_USAGE)
     return graph
 
 
@@ -116,11 +218,12 @@ def print_warnings(warnings, quiet: bool = False) -> None:
 
 
 def physical_memory() -> Optional[int]:
-    """This machine's memory in bytes, where the OS tells (Linux, macOS); else None."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return None
+    """The memory this process may use, in bytes: the tightest of physical memory, its cgroup's
+    limit and `ulimit -v` (archspec.resources.memory_limit); None when none can be read."""
+    from archspec.resources import memory_limit
+
+    limit = memory_limit()
+    return limit.bytes if limit else None
 
 
 @app.command()
@@ -142,7 +245,10 @@ def check(specs: List[Path] = typer.Argument(..., help="Spec files to check."),
     for path in specs:
         _existing(path)
     overrides = parse_sets(sets)
-    results = [check_file(path, allow_outside=allow_outside, var_overrides=overrides) for path in specs]
+    results = []
+    for path in specs:
+        _current_spec[0] = path
+        results.append(check_file(path, allow_outside=allow_outside, var_overrides=overrides))
     if format == "json":
         typer.echo(json.dumps({"ok": all(r.ok for r in results),
                                "files": [r.to_json() for r in results]}, indent=2))

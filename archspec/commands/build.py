@@ -68,28 +68,31 @@ def build(spec: Path = typer.Argument(..., help="Spec file."),
                        f"(use -o model.pt2 or -o model.pth to write it)", err=True)
         return
     model.eval()
-    from archspec.io import atomic_target, publish
-
-    tmp = atomic_target(output)
     try:
-        if output.suffix == ".pt2":
-            program = _export(model, graph, torch)
-            torch.export.save(program, tmp)
-        else:
-            torch.save(model.state_dict(), tmp)
-        publish(tmp, output)
+        data = _serialize(model, graph, output.suffix, torch)
     except _ExportFailed as exc:
         fail(str(exc))
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    from archspec.io import write_bytes
+
+    write_bytes(output, data)  # OutputError (full disk, read-only, ...) -> exit 2 in the CLI
     typer.echo(f"wrote {output} ({graph.name}, {params:,} params)", err=True)
-
-
 
 
 class _ExportFailed(Exception):
     pass
+
+
+def _serialize(model, graph, suffix: str, torch) -> bytes:
+    """The file's bytes, made in memory: PyTorch's own file writers abort the process when
+    the disk fills up, so the disk is only touched by archspec.io."""
+    import io
+
+    buffer = io.BytesIO()
+    if suffix == ".pt2":
+        torch.export.save(_export(model, graph, torch), buffer)
+    else:
+        torch.save(model.state_dict(), buffer)
+    return buffer.getbuffer()  # a view, not a copy of the bytes
 
 
 def _export(model, graph, torch):

@@ -44,10 +44,12 @@ def export(spec: Path = typer.Argument(..., help="Spec file."),
            sets: Optional[List[str]] = set_option()):
     """Export a spec to one verified, self-contained ONNX file.
 
-    Torch dynamo exporter, dynamic batch axis, input 'input' and output 'logits', written
-    atomically. Before the file is written: onnx checker, ONNX shape inference against
-    archspec's shapes, and ONNX Runtime against PyTorch at batch 1, 2 and 5 (rtol/atol 1e-4).
-    Exit 1 if the spec is invalid, an op cannot be exported faithfully or a check fails."""
+    Torch dynamo exporter, dynamic batch axis, input 'input' and output 'logits' (plus one
+    output per `output: true` layer), written atomically. Before the file is written: onnx
+    checker, ONNX shape inference against archspec's shapes, and ONNX Runtime against PyTorch
+    at batch 1, 2 and 5 on every output (1e-4 relative to the output's magnitude; random
+    weights are conditioned so every layer matters). Exit 1 if the spec is invalid, an op
+    cannot be exported faithfully or a check fails."""
     from archspec.cli import EXIT_USAGE, fail, graph_or_exit
     from archspec.errors import SpecError
     from archspec.extras import require

@@ -81,7 +81,8 @@ def export_spec(spec: Path, tmpdir: str, *, input, weights, seed, allow_outside,
     quiet_exporter_logs()
     from archspec.compile.onnx_export import compile_for_export, export_onnx
 
-    path = Path(tmpdir) / f"{graph.name}.onnx"
+    from archspec.names import safe_file_stem  # the name is data: one plain file name in tmpdir
+    path = Path(tmpdir) / f"{safe_file_stem(graph.name)}.onnx"
     typer.echo(f"exporting {graph.name} ({'x'.join(map(str, graph.input_shape))}) to ONNX...", err=True)
     try:
         graph, module = compile_for_export(graph, seed=seed, weights=weights)

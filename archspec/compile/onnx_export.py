@@ -4,12 +4,16 @@
     print("\\n".join(result.lines()))
 
 - Input "input" (N, C, H, W) float32 with a symbolic batch axis "batch" (the model is traced
-  at batch 2 so nothing specialises on 1); output "logits" (N, ...).
+  at batch 2 so nothing specialises on 1); output "logits" (N, ...), then one output per extra
+  output of the spec (`output: true`), named after its layer (`emb.0`), in spec order.
 - Every tensor is embedded in the one file (no external .data sidecar); models whose weights
   would not fit ONNX's 2 GB protobuf limit are refused.
 - The file is written beside the target under a temporary name, verified
-  (`onnx_verify.verify`), and only then renamed over the target; a failed check leaves
-  nothing behind. An existing target is only replaced with `force=True`.
+  (`onnx_verify.verify`), and only then published (archspec/io.py); a failed check leaves
+  nothing behind. An existing target is only replaced with `force=True`; without it, of two
+  concurrent exports to one path exactly one succeeds.
+- Random weights (no `weights`) are conditioned so every layer's output is O(1)
+  (archspec/compile/condition.py): verification then sees every layer.
 - Training-only heads are dropped. Ops whose `Op.onnx_refusal(...)` gives a reason are
   refused up front with the node's spec location.
 """
@@ -22,7 +26,7 @@ from pathlib import Path
 from archspec.compile.onnx_verify import (BATCHES, FP16, FP32, REPORT_ONLY, ExportError,
                                           VerifyReport, _first_line)
 from archspec.errors import SpecError
-from archspec.io import publish
+from archspec.io import OutputExists, output_file
 
 __all__ = ["export_onnx", "ExportError", "OutputExists", "ExportResult", "INPUT_NAME", "OUTPUT_NAME"]
 
@@ -31,10 +35,6 @@ EXAMPLE_BATCH = 2  # >= 2, so the exporter cannot specialise the batch axis to 1
 MAX_EMBEDDED_BYTES = 2 * 1024 ** 3 - 64 * 1024 ** 2  # protobuf's 2 GB limit, minus the graph
 QUANTIZE_MODES = ("int8",)
 CALIBRATION_BATCHES, CALIBRATION_BATCH_SIZE = 8, 4
-
-
-class OutputExists(FileExistsError):
-    """The target file exists and `force` was not given (a usage error: the CLI exits 2)."""
 
 
 @dataclass
@@ -48,13 +48,15 @@ class ExportResult:
     report: VerifyReport | None = None
     accuracy: list = field(default_factory=list)  # int8: Parity rows vs the fp32 PyTorch model
     notes: list = field(default_factory=list)
-    outputs: int = 1  # graph outputs: 1, training-only heads are never exported
+    outputs: int = 1  # graph outputs: the main one and extra outputs; never training-only heads
+    extra: list = field(default_factory=list)  # (name, dims, dtype) of each extra output
 
     def lines(self) -> list[str]:
         mib = self.bytes / 1024 ** 2
         out = [f"wrote {self.path} ({mib:.1f} MiB, opset {self.opset}, {self.dtype}, one file)",
                f"  input  '{self.input[0]}' {_dims(self.input[1])} {self.input[2]}",
                f"  output '{self.output[0]}' {_dims(self.output[1])} {self.output[2]}"]
+        out += [f"  output '{name}' {_dims(dims)} {dtype}" for name, dims, dtype in self.extra]
         if self.report is not None:
             out += ["verified:"] + ["  " + line for line in self.report.lines()]
         else:
@@ -74,9 +76,11 @@ def _dims(dims) -> str:
 
 
 def compile_for_export(spec_or_graph, *, input_shape=None, seed: int = 0, weights=None):
-    """(graph, eval-mode GraphModule without training heads), refusing unexportable nodes."""
+    """(graph, eval-mode GraphModule without training heads), refusing unexportable nodes.
+    A model built here with random weights is conditioned (archspec/compile/condition.py)."""
     import torch.fx as fx
 
+    from archspec.compile.condition import condition
     from archspec.compile.torch_fx import as_graph, build
 
     if isinstance(spec_or_graph, fx.GraphModule) and hasattr(spec_or_graph, "archspec_graph"):
@@ -86,9 +90,24 @@ def compile_for_export(spec_or_graph, *, input_shape=None, seed: int = 0, weight
         graph = as_graph(spec_or_graph, input_shape)
         refuse_unexportable(graph)
         module = build(graph, seed=seed)
+        if weights is None:
+            condition(module, graph.input_shape, seed)
     if weights is not None:
         load_weights(module, graph, weights)
     return graph, module.eval()
+
+
+def output_names(graph) -> list[str]:
+    """ONNX output names: 'logits', then each extra output's layer name (made unique)."""
+    from archspec.compile.torch_fx import module_outputs
+
+    names = [OUTPUT_NAME]
+    for node in module_outputs(graph)[1:]:
+        name, k = node, 1
+        while name in names or name == INPUT_NAME:
+            name, k = f"{node}_{k}", k + 1
+        names.append(name)
+    return names
 
 
 def refuse_unexportable(graph) -> None:
@@ -134,7 +153,7 @@ def load_weights(module, graph, path) -> None:
 
 
 def half_with_float_io(module):
-    """A float16 copy of `module` whose input and output stay float32 (casts at the edges)."""
+    """A float16 copy of `module` whose input and outputs stay float32 (casts at the edges)."""
     import copy
 
     import torch
@@ -146,8 +165,12 @@ def half_with_float_io(module):
     with g.inserting_after(placeholder):
         cast = g.call_method("to", (placeholder, torch.float16))
     placeholder.replace_all_uses_with(cast, delete_user_cb=lambda user: user is not cast)
+    result = output.args[0]
     with g.inserting_before(output):
-        back = g.call_method("float", (output.args[0],))
+        if isinstance(result, (tuple, list)):
+            back = tuple(g.call_method("float", (r,)) for r in result)
+        else:
+            back = g.call_method("float", (result,))
     output.args = (back,)
     half.recompile()
     return half
@@ -275,13 +298,12 @@ def export_onnx(spec_or_graph, path, *, weights=None, opset: int | None = None, 
                 calibration=None, seed: int = 0, batches=BATCHES) -> ExportResult:
     """Export `spec_or_graph` (a spec path, Spec, Graph or archspec GraphModule) to `path`.
 
-    Raises OutputExists, SpecError (bad spec) or ExportError (refused op, exporter failure,
-    failed check — `.check` says which); on any failure nothing is left at or beside `path`."""
-    import onnx
-
+    Raises OutputExists, OutputError (the file cannot be written), SpecError (bad spec) or
+    ExportError (refused op, exporter failure, failed check — `.check` says which); on any
+    failure nothing is left at or beside `path`."""
     path = Path(path)
-    if path.exists() and not force:
-        raise OutputExists(f"{path} already exists (use --force to overwrite)")
+    if path.exists() and not force:  # fail early; publishing checks again, atomically
+        raise OutputExists(path)
     if quantize is not None and quantize not in QUANTIZE_MODES:
         raise ExportError(f"quantize must be one of {', '.join(QUANTIZE_MODES)}. Received: '{quantize}'",
                           check="options")
@@ -291,9 +313,20 @@ def export_onnx(spec_or_graph, path, *, weights=None, opset: int | None = None, 
     graph, module = compile_for_export(spec_or_graph, input_shape=input_shape, seed=seed,
                                        weights=weights)
     _size_check(module, fp16)
-    target = half_with_float_io(module) if fp16 else module
+    program = _trace(half_with_float_io(module) if fp16 else module, module, graph, opset)
+    with output_file(path, overwrite=force) as tmp:
+        report, accuracy, model = _write_and_verify(program, tmp, module, graph, verify=verify,
+                                                    fp16=fp16, quantize=quantize,
+                                                    calibration=calibration, seed=seed, batches=batches)
+        del program  # it holds a second copy of the weights
+    return _result(path, model, report, accuracy, fp16=fp16, quantize=quantize,
+                   calibration=calibration)
+
+
+def _trace(target, module, graph, opset):
+    """The ONNXProgram of `target`; a failure is located at the node the exporter cannot take."""
     try:
-        program = torch_export(target, [graph.input_shape], opset=opset)
+        return torch_export(target, [graph.input_shape], opset=opset, output_names=output_names(graph))
     except Exception as exc:  # noqa: BLE001 - exporter errors have many types
         culprit = locate_export_failure(module, graph, opset)
         if culprit:
@@ -302,37 +335,46 @@ def export_onnx(spec_or_graph, path, *, weights=None, opset: int | None = None, 
                               node.loc, check="export") from None
         raise ExportError(f"the torch ONNX exporter failed: {_first_line(exc)}", check="export") from None
 
-    from archspec.io import atomic_target
+
+def _write_and_verify(program, tmp: Path, module, graph, *, verify, fp16, quantize, calibration,
+                      seed, batches):
+    """Save to `tmp` (quantising it in place for int8) and verify it; (report, accuracy, model)."""
+    import onnx
+
     from archspec.compile import onnx_verify
 
-    tmp = atomic_target(path)
-    quantized = None
-    notes = []
+    plain = tmp.with_name(tmp.name + ".fp32.onnx") if quantize else tmp
     try:
-        _save(program, tmp)
-        del program  # it holds a second copy of the weights
-        final = tmp
-        accuracy = []
+        _save(program, plain)
         if quantize:
-            quantized = tmp.with_name(tmp.name + ".int8.onnx")
-            quantize_int8(tmp, quantized, graph.input_shape, calibration, seed)
-            final = quantized
-        report = None
-        model = None
-        if verify:
-            tol = REPORT_ONLY if quantize else FP16 if fp16 else FP32
-            report = onnx_verify.verify(final, module, graph, tol=tol, batches=batches, seed=seed)
-            model, report.model = report.model, None
-            if quantize:
-                accuracy, report.parity = report.parity, []
-        else:
-            onnx.checker.check_model(str(final))  # cheap structural check only
-        publish(final, path)
+            quantize_int8(plain, tmp, graph.input_shape, calibration, seed)
     except BaseException:
-        _cleanup(tmp, quantized)
+        _cleanup(tmp, plain)  # with any sidecar the exporter wrote
         raise
-    _cleanup(tmp, quantized)
+    finally:
+        if quantize:
+            _cleanup(plain)
+    report, model, accuracy = None, None, []
+    if verify:
+        tol = REPORT_ONLY if quantize else FP16 if fp16 else FP32
+        report = onnx_verify.verify(tmp, module, graph, tol=tol, batches=batches, seed=seed)
+        model, report.model = report.model, None
+        if quantize:
+            accuracy, report.parity = report.parity, []
+    else:
+        try:
+            onnx.checker.check_model(str(tmp))  # cheap structural check only
+        except Exception as exc:  # noqa: BLE001 - checker errors are ValidationError or C++ errors
+            raise ExportError(f"ONNX check 'checker' failed: {_first_line(exc)}", check="checker") from None
+    if model is None:
+        model = onnx.load(str(tmp), load_external_data=False)
+    return report, accuracy, model
 
+
+def _result(path: Path, model, report, accuracy, *, fp16, quantize, calibration) -> ExportResult:
+    import onnx
+
+    notes = []
     if fp16:
         notes.append("fp16 mainly pays off on GPUs (CUDA provider); on CPU ONNX Runtime usually "
                      "runs it no faster than fp32. Input and output stay float32.")
@@ -340,8 +382,6 @@ def export_onnx(spec_or_graph, path, *, weights=None, opset: int | None = None, 
         notes.append("int8 (QDQ, per-channel) is calibrated on "
                      + ("the given data" if calibration is not None else "random inputs: pass "
                         "real images (--calibration x.npy) for a faithful calibration"))
-    if model is None:
-        model = onnx.load(str(path), load_external_data=False)
     opset_used = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
     def io(value):
@@ -349,7 +389,15 @@ def export_onnx(spec_or_graph, path, *, weights=None, opset: int | None = None, 
         dims = [d.dim_param or d.dim_value for d in t.shape.dim]
         return value.name, dims, onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name
 
-    return ExportResult(path=path, bytes=path.stat().st_size, opset=opset_used,
-                        input=io(model.graph.input[0]), output=io(model.graph.output[0]),
+    outputs = [io(v) for v in model.graph.output]
+    return ExportResult(path=path, bytes=_size(path), opset=opset_used, input=io(model.graph.input[0]),
+                        output=outputs[0], extra=outputs[1:],
                         dtype="int8" if quantize else "float16" if fp16 else "float32",
-                        report=report, accuracy=accuracy, notes=notes, outputs=len(model.graph.output))
+                        report=report, accuracy=accuracy, notes=notes, outputs=len(outputs))
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

@@ -2,12 +2,19 @@
 
 1. `onnx.checker.check_model(full_check=True)`.
 2. ONNX's own shape inference (run on a copy stripped of the exporter's shape annotations)
-   must give archspec's static output shape with a symbolic batch axis; intermediate values
-   that can be traced back to an archspec node (through the exporter's module scopes) must
-   have that node's shape too.
-3. ONNX Runtime (CPU) against PyTorch on random inputs at several batch sizes: max abs / max
-   rel difference and argmax agreement; fp32 must match within rtol 1e-4, atol 1e-4. When it
-   does not, the first archspec node whose output diverges is named, with its location.
+   must give archspec's static shape for every output (the main one and each extra output),
+   with a symbolic batch axis; intermediate values that can be traced back to an archspec
+   node (through the exporter's module scopes) must have that node's shape too.
+3. ONNX Runtime (CPU) against PyTorch on random inputs at several batch sizes, every output:
+   element-wise |ort - pytorch| <= atol x max|pytorch| + rtol x |pytorch| (fp32: 1e-4 and
+   1e-4), so the tolerance follows the output's own magnitude: outputs of 1e-8 are held to
+   1e-12, not waved through by an absolute 1e-4. When an output is degenerate (flat, or the
+   same whatever the input), the traced intermediate values are compared too, each relative
+   to its own magnitude. When a check fails, the first archspec node whose output diverges
+   is named, with its location.
+
+Exports of random weights are conditioned first (archspec/compile/condition.py) so that
+every layer's output is O(1) and batch norm is not the identity: differences are visible.
 
 Every failure raises `ExportError` naming the check that failed.
 """
@@ -19,10 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
+from archspec.compile.onnx_parity import (ATOL, BATCHES, FP16, FP32, REPORT_ONLY, RTOL, Parity,  # noqa: F401
+                                          Tolerance, _first_line, check_parity, compare, degenerate,
+                                          locate_divergence, output_nodes, random_input, torch_forward,
+                                          torch_outputs)
 from archspec.errors import SpecError
 
-BATCHES = (1, 2, 5)
-RTOL = ATOL = 1e-4
 SCOPES_KEY = "pkg.torch.onnx.name_scopes"
 
 
@@ -35,45 +44,6 @@ class ExportError(SpecError):
         self.check = check
 
 
-@dataclass(frozen=True)
-class Tolerance:
-    """How close ONNX Runtime must be to PyTorch. `strict=False` only reports (int8)."""
-
-    rtol: float = RTOL
-    atol: float = ATOL
-    scaled: bool = False  # atol is relative to the largest |reference| (fp16)
-    strict: bool = True
-
-    def bound(self, ref: np.ndarray) -> np.ndarray:
-        atol = self.atol * max(1.0, float(np.abs(ref).max(initial=0.0))) if self.scaled else self.atol
-        return atol + self.rtol * np.abs(ref)
-
-    def describe(self) -> str:
-        if not self.strict:
-            return "report only"
-        return f"rtol {self.rtol:g}, atol {self.atol:g}{' x max|ref|' if self.scaled else ''}"
-
-
-FP32 = Tolerance()
-FP16 = Tolerance(rtol=1e-2, atol=2e-2, scaled=True)
-REPORT_ONLY = Tolerance(strict=False)
-
-
-@dataclass
-class Parity:
-    batch: int
-    max_abs: float
-    max_rel: float
-    agree: int  # argmax agreement (per sample; per pixel for dense outputs)
-    total: int
-    ok: bool
-    note: str = ""  # how a float64 arbiter settled a miss of the element-wise tolerance
-
-    def line(self) -> str:
-        return (f"batch {self.batch}: max abs {self.max_abs:.2e}, max rel {self.max_rel:.2e}, "
-                f"argmax {self.agree}/{self.total}" + (f" ({self.note})" if self.note else ""))
-
-
 @dataclass
 class VerifyReport:
     output_shape: list = field(default_factory=list)  # as ONNX shape inference gives it
@@ -82,15 +52,21 @@ class VerifyReport:
     provider: str = ""
     tolerance: Tolerance = FP32
     parity: list = field(default_factory=list)
+    intermediates: str = ""  # what the intermediate comparison found, when it ran
     model: object = field(default=None, repr=False)  # the loaded ModelProto (not kept by callers)
+    outputs: int = 1
 
     def lines(self) -> list[str]:
+        shown = f"output {_fmt(self.output_shape)}" + (f" and {self.outputs - 1} extra output(s)"
+                                                       if self.outputs > 1 else "")
         out = ["checker: ok (full_check)",
-               f"shape inference: output {_fmt(self.output_shape)} matches; "
+               f"shape inference: {shown} match; "
                f"{self.shapes_checked}/{self.shapes_total} intermediate shapes traced and matching"]
         if self.parity:
             out.append(f"onnxruntime ({self.provider}) vs pytorch ({self.tolerance.describe()}):")
             out += ["  " + p.line() for p in self.parity]
+        if self.intermediates:
+            out.append(self.intermediates)
         return out
 
 
@@ -201,14 +177,21 @@ def check_shapes(model, graph, report: VerifyReport) -> None:
                           f"{_first_line(exc)}", check="shapes") from None
     known = {v.name: _dims(v) for v in [*inferred.graph.value_info, *inferred.graph.output]}
 
-    want = list(graph.shape(graph.output))
-    got = known.get(model.graph.output[0].name)
-    report.output_shape = ["N" if not isinstance(d, int) else d for d in got or []]
-    if got is None or len(got) != len(want) + 1 or list(got[1:]) != want or isinstance(got[0], int):
-        raise ExportError(
-            f"ONNX check 'shapes' failed: shape inference gives output "
-            f"{_fmt(got) if got is not None else 'unknown'}, archspec computes [batch, "
-            f"{', '.join(map(str, want))}] (the batch axis must stay symbolic)", check="shapes")
+    names = output_nodes(graph)
+    if len(model.graph.output) != len(names):
+        raise ExportError(f"ONNX check 'shapes' failed: the file has {len(model.graph.output)} outputs, "
+                          f"the model {len(names)}", check="shapes")
+    for k, (value, name) in enumerate(zip(model.graph.output, names)):
+        want = list(graph.shape(name))
+        got = known.get(value.name)
+        if k == 0:
+            report.output_shape = ["N" if not isinstance(d, int) else d for d in got or []]
+        if got is None or len(got) != len(want) + 1 or list(got[1:]) != want or isinstance(got[0], int):
+            raise ExportError(
+                f"ONNX check 'shapes' failed: shape inference gives output '{value.name}' "
+                f"{_fmt(got) if got is not None else 'unknown'}, archspec computes [batch, "
+                f"{', '.join(map(str, want))}] (the batch axis must stay symbolic)", check="shapes")
+    report.outputs = len(names)
 
     traced = traced_outputs(model, graph)
     report.shapes_total = len(graph.inference_nodes())
@@ -225,165 +208,6 @@ def check_shapes(model, graph, report: VerifyReport) -> None:
                 f"gives {_fmt(dims)}, archspec computes [batch, {', '.join(map(str, node.shape))}]",
                 node.loc, check="shapes")
         report.shapes_checked += 1
-
-
-# ---- 3. runtime parity -----------------------------------------------------------------------
-
-
-def random_input(shape, batch: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed + batch)
-    return rng.standard_normal((batch, *shape)).astype(np.float32)
-
-
-def torch_forward(module, x: np.ndarray):
-    import torch
-
-    with torch.inference_mode():
-        return module(torch.from_numpy(x)).float().numpy()
-
-
-def compare(out: np.ndarray, ref: np.ndarray, batch: int, tol: Tolerance) -> Parity:
-    out = out.astype(np.float64)
-    ref = ref.astype(np.float64)
-    finite = bool(np.isfinite(out).all() and np.isfinite(ref).all())
-    diff = np.nan_to_num(np.abs(out - ref), nan=np.inf)
-    big = np.abs(ref) > tol.atol
-    rel = float((diff[big] / np.abs(ref[big])).max(initial=0.0))
-    if ref.ndim >= 2:
-        agree = int((out.argmax(1) == ref.argmax(1)).sum())
-        total = int(ref.argmax(1).size)
-    else:
-        agree, total = int(np.array_equal(out, ref)), 1
-    ok = finite and (not tol.strict or bool((diff <= tol.bound(ref)).all()))
-    return Parity(batch, float(diff.max(initial=0.0)), rel, agree, total, ok)
-
-
-def check_parity(path: Path, module, graph, report: VerifyReport, *, tol: Tolerance = FP32,
-                 batches=BATCHES, seed: int = 0, model=None) -> None:
-    from archspec.compile.runtime import active_provider, create_session
-
-    try:
-        session = create_session(Path(path), "cpu")
-    except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
-        raise ExportError(f"ONNX check 'runtime' failed: ONNX Runtime cannot load the model: "
-                          f"{_first_line(exc)}", check="runtime") from None
-    report.provider = active_provider(session)
-    report.tolerance = tol
-    name = session.get_inputs()[0].name
-    double = {}  # the float64 copy of `module`, made only if needed
-    for batch in batches:
-        x = random_input(graph.input_shape, batch, seed)
-        try:
-            (out, *_) = session.run(None, {name: x})
-        except Exception as exc:  # noqa: BLE001
-            raise ExportError(f"ONNX check 'runtime' failed at batch {batch}: {_first_line(exc)}",
-                              check="runtime") from None
-        want = (batch, *graph.shape(graph.output))
-        if tuple(out.shape) != want:
-            raise ExportError(f"ONNX check 'runtime' failed: ONNX Runtime returned shape "
-                              f"{list(out.shape)} at batch {batch}, expected {list(want)}",
-                              check="runtime")
-        ref = torch_forward(module, x)
-        row = compare(out, ref, batch, tol)
-        if not row.ok and tol.strict and not tol.scaled and np.isfinite(out).all():
-            exact = float64_arbiter(module, x, double)
-            if exact is not None:
-                e_ort, e_pt = float(np.abs(out - exact).max()), float(np.abs(ref - exact).max())
-                row.note = (f"vs float64 PyTorch: onnxruntime {e_ort:.1e}, pytorch float32 {e_pt:.1e}")
-                row.ok = e_ort <= ARBITER_FACTOR * e_pt + tol.atol
-                if row.ok:
-                    row.note = "within float32 rounding, " + row.note
-        report.parity.append(row)
-        if not row.ok:
-            culprit = locate_divergence(model, module, graph, x, tol) if model is not None else None
-            where = (f"; first diverging node: '{culprit[0].name}' ({culprit[0].op}), {culprit[1]}"
-                     if culprit else "")
-            if not (np.isfinite(out).all() and np.isfinite(ref).all()):
-                where += ("; outputs are not finite (inf/nan)"
-                          + (": float16 overflows with these weights" if tol.scaled else ""))
-            raise ExportError(
-                f"ONNX check 'parity' failed: ONNX Runtime differs from PyTorch at {row.line()} "
-                f"(tolerance {tol.describe()}){where}",
-                culprit[0].loc if culprit else None, check="parity",
-                hint=(f"op '{culprit[0].op}' does not export faithfully in this configuration"
-                      if culprit else None))
-
-
-ARBITER_FACTOR = 2.0
-
-
-def float64_arbiter(module, x: np.ndarray, cache: dict):
-    """PyTorch's output in float64, or None if the module cannot run in float64.
-
-    Deep networks with random weights (batch norm at its identity statistics) reach outputs of
-    1e4..1e8, where float32 rounding alone moves outputs by more than 1e-4 in either runtime.
-    A miss of the element-wise tolerance then passes only if ONNX Runtime is as close to the
-    float64 result as PyTorch's own float32 is (within ARBITER_FACTOR): the export computes the
-    same function, and rounding, not a different op, explains the difference."""
-    import copy
-
-    import torch
-
-    try:
-        if "module" not in cache:
-            cache["module"] = copy.deepcopy(module).double()
-        with torch.inference_mode():
-            return cache["module"](torch.from_numpy(x).double()).numpy()
-    except Exception:  # noqa: BLE001 - an op without float64 kernels: no arbiter
-        return None
-
-
-def locate_divergence(model, module, graph, x: np.ndarray, tol: Tolerance):
-    """(node, description) of the first archspec node whose ONNX Runtime output differs from
-    PyTorch's, found by exposing every traced intermediate as an extra graph output."""
-    import onnx
-
-    from archspec.compile.runtime import create_session
-
-    traced = traced_outputs(model, graph)
-    if not traced:
-        return None
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    present = {o.name for o in probe.graph.output}
-    for value in traced.values():
-        if value not in present:
-            probe.graph.output.append(onnx.ValueInfoProto(name=value))
-            present.add(value)
-    captured, hooks = {}, []
-    for node_name in traced:
-        try:
-            sub = module.get_submodule(node_name)
-        except AttributeError:
-            continue
-
-        def hook(_mod, _args, out, node_name=node_name):
-            captured[node_name] = out.detach().float().clone()
-
-        hooks.append(sub.register_forward_hook(hook))
-    try:
-        torch_forward(module, x)
-        session = create_session(probe.SerializeToString(), "cpu")
-        names = [o.name for o in session.get_outputs()]
-        values = dict(zip(names, session.run(None, {session.get_inputs()[0].name: x})))
-    except Exception:  # noqa: BLE001 - localisation is best effort
-        return None
-    finally:
-        for h in hooks:
-            h.remove()
-    for node in graph.inference_nodes():
-        value = traced.get(node.name)
-        if value not in values or node.name not in captured:
-            continue
-        ref = captured[node.name].numpy()
-        if ref.shape != values[value].shape:
-            return node, f"shape {list(values[value].shape)} vs {list(ref.shape)}"
-        diff = np.abs(values[value].astype(np.float64) - ref)
-        scale = float(np.abs(ref).max(initial=0.0))
-        # relative to the tensor's scale: float32 rounding in large activations is not a culprit
-        if not np.isfinite(diff).all() or diff.max(initial=0.0) > tol.atol + tol.rtol * scale * 10:
-            return node, f"max abs diff {diff.max(initial=0.0):.2e} at scale {scale:.2e}"
-    return None
 
 
 def verify(path, module, graph, *, tol: Tolerance = FP32, batches=BATCHES, seed: int = 0,
@@ -404,9 +228,3 @@ def verify(path, module, graph, *, tol: Tolerance = FP32, batches=BATCHES, seed:
         check_parity(Path(path), module, graph, report, tol=tol, batches=batches, seed=seed,
                      model=model if tol.strict else None)
     return report
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return lines[0][:400] if lines else type(exc).__name__

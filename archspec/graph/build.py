@@ -31,6 +31,7 @@ from archspec.spec.validate import validate
 MAX_NODES = 200_000  # primitive ops in the expanded graph
 MAX_STEPS = 250_000  # layer, block and template instantiations (empty ones count too)
 MAX_NAME_CHARS = 16 * 2 ** 20  # all hierarchical names together
+MAX_DIM = 2 ** 53  # any dimension of an inferred shape, like every number in a spec (AS106)
 MAX_ERRORS = 50  # reported per file; the rest are summarised
 FAILED = "<failed>"  # the output of a layer that had an error: its shape is unknown
 
@@ -245,6 +246,10 @@ class Builder:
             names = ", ".join(f"'{i}' {list(s)}" for i, s in zip(inputs, shapes))
             extra = f" (inputs: {names})" if len(inputs) > 1 else ""
             raise src.error(f"{what}: {exc.render()}{extra}", code=exc.code) from None
+        if any(d >= MAX_DIM for d in shape):  # upsampling can grow sizes without end
+            raise src.error(f"{what}: output shape has a dimension of 2^53 or more "
+                            f"({max(shape).bit_length()} bits); archspec's numbers stay below 2^53",
+                            code="AS501")
         node = Node(name, kind, params, tuple(inputs), shape, src, scope.trainable,
                     scope.training_only, scope.blocks)
         for note in op.warnings(params, shapes, shape):
@@ -487,3 +492,20 @@ class Builder:
                 self._record(node.src.error(
                     f"{path_text(node.src.path)} '{node.name}' ({node.op}): its output is never used",
                     hint="take it with 'from', mark it 'output: true', or remove it", code="AS303"))
+        self._check_inference_reach()
+
+    def _check_inference_reach(self):
+        """An inference layer whose output only training-only heads read would be counted in the
+        inference network but computed for nothing (and dropped by exporters)."""
+        nodes = self.graph.nodes
+        live = {self.graph.output} | {o for o in self.graph.extra_outputs
+                                      if o not in nodes or not nodes[o].training_only}
+        for node in reversed(list(nodes.values())):
+            if node.name in live and not node.training_only:
+                live.update(node.inputs)
+        for node in nodes.values():
+            if not node.training_only and node.name not in live:
+                self._record(node.src.error(
+                    f"{path_text(node.src.path)} '{node.name}' ({node.op}): its output is only used by "
+                    "training-only layers, so the inference network computes it for nothing",
+                    hint="mark it 'training_only: true' too, or use it in the network", code="AS303"))

@@ -15,7 +15,6 @@ are produced by running Graphviz's real `dot` program.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from pathlib import Path
 
 from archspec.graph.analyze import analyze
 from archspec.graph.ir import INPUT, Graph
-from archspec.io import atomic_target, write_atomic
+from archspec.io import write_bytes
 from archspec.ops import OPS
 
 FORMATS = ("svg", "png", "pdf", "dot")
@@ -435,25 +434,22 @@ def find_dot() -> str:
 
 
 def write(dot_text: str, path) -> None:
-    """Write the diagram to `path` (atomically) in the format its extension names."""
+    """Write the diagram to `path` (through archspec.io: atomically, devices in place) in the
+    format its extension names. `dot` renders to a pipe, so that only archspec.io touches
+    the disk (and reports a full one plainly)."""
     fmt = output_format(path)
     if fmt == "dot":
-        write_atomic(path, dot_text.encode())
+        write_bytes(path, dot_text.encode())
         return
     exe = find_dot()
-    tmp = atomic_target(path)
     try:
-        try:
-            proc = subprocess.run([exe, f"-T{fmt}", "-o", str(tmp)], input=dot_text.encode(),
-                                  capture_output=True, timeout=DOT_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            raise DiagramError(f"dot took longer than {DOT_TIMEOUT_S} s; draw fewer levels with "
-                               "--depth") from None
-        if proc.returncode != 0:
-            reason = proc.stderr.decode(errors="replace").strip().splitlines()
-            raise DiagramError(f"dot failed (exit {proc.returncode})"
-                               + (f": {reason[0]}" if reason else ""))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+        proc = subprocess.run([exe, f"-T{fmt}"], input=dot_text.encode(), capture_output=True,
+                              timeout=DOT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise DiagramError(f"dot took longer than {DOT_TIMEOUT_S} s; draw fewer levels with "
+                           "--depth") from None
+    if proc.returncode != 0:
+        reason = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise DiagramError(f"dot failed (exit {proc.returncode})"
+                           + (f": {reason[0]}" if reason else ""))
+    write_bytes(path, proc.stdout)
