@@ -181,3 +181,14 @@ def test_bench_spec_onnx_only(exported):
     assert "tiny (3x8x8), ONNX Runtime only: provider CPUExecutionProvider" in result.stdout
     rows = [ln.split()[:2] for ln in result.stdout.splitlines() if ln.split()[:1] == ["2"]]
     assert rows == [["2", "onnxruntime"]] and "speed-up" not in result.stdout
+
+
+def test_bench_spec_with_extra_outputs_times_the_main_output(write_spec):
+    """A spec with an `output: true` layer builds to a module returning (main, extra); bench
+    compares and times the main output (it used to end in an internal error)."""
+    spec = write_spec("archspec: 1\nname: two_heads\ninput: [3, 8, 8]\nlayers:\n"
+                      "  - conv: {id: c1, out: 4, kernel: 3}\n  - relu: {id: features, output: true}\n"
+                      "  - conv: {out: 2, kernel: 3}\n")
+    result = run_cli("bench", spec, "--batch", "1", "--runs", "2", "--warmup", "1")
+    assert result.returncode == 0, result.stderr
+    assert "speed-up" in result.stdout and "Traceback" not in result.stderr

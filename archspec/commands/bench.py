@@ -94,6 +94,8 @@ def _runners(session, spec, module, torch, x):
         def eager():
             with torch.inference_mode():
                 out = module(torch.from_numpy(x).to(dev))
+                if isinstance(out, tuple):  # (main, *extra outputs): the main one is compared
+                    out = out[0]
                 return out.cpu().numpy() if dev == "cuda" else out.numpy()
 
         runners["pytorch"] = eager
