@@ -1,7 +1,7 @@
 """Optional dependencies: which extra a command needs, and one clear line when it is missing.
 
-`pip install archspec` is the static tool (check, report, diff, graph, schema, sizes). The
-rest comes in extras (pyproject.toml):
+The core install is the static tool (check, report, diff, graph, schema, sizes). The rest
+comes in extras (pyproject.toml):
 
     torch     build, training                       torch
     runtime   run / bench --onnx-only of an .onnx   onnxruntime (-gpu on Linux x86_64), numpy
@@ -11,6 +11,10 @@ rest comes in extras (pyproject.toml):
 A command calls `require(extra, command)` before any other work. It asks
 `importlib.util.find_spec`, which locates a package without importing it, so the check costs
 nothing where everything is installed.
+
+The install line names the checkout archspec was installed from when pip recorded one
+(direct_url.json, PEP 610): the name `archspec` on the public package index belongs to an
+unrelated project, so `pip install 'archspec[torch]'` would fetch the wrong thing.
 """
 from __future__ import annotations
 
@@ -39,18 +43,49 @@ def missing(extra: str) -> list[str]:
     return [label for module, label in EXTRAS[extra] if not installed(module)]
 
 
+def installed_from() -> tuple[str, bool] | None:
+    """(directory, editable) of the local checkout archspec comes from, or None: the source
+    tree this code runs from (an editable install, or PYTHONPATH), else pip's record of an
+    install from a directory (direct_url.json)."""
+    import json
+    from importlib import metadata
+    from pathlib import Path
+    from urllib.parse import unquote, urlparse
+
+    root = Path(__file__).resolve().parent.parent
+    if (root / "pyproject.toml").is_file() and (root / "archspec" / "__init__.py").is_file():
+        return str(root), True
+    for dist in metadata.distributions(name="archspec"):
+        try:
+            record = json.loads(dist.read_text("direct_url.json") or "null")
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and isinstance(record.get("dir_info"), dict):
+            url = urlparse(str(record.get("url", "")))
+            if url.scheme == "file":
+                return unquote(url.path), bool(record["dir_info"].get("editable"))
+    return None
+
+
 def install_line(extra: str) -> str:
-    return f"pip install 'archspec[{extra}]'"
+    """`pip install -e '/src/archspec[torch]'` for a checkout install, else the extra by name."""
+    import shlex
+
+    source = installed_from()
+    if source is None:
+        return f"pip install 'archspec[{extra}]'"
+    directory, editable = source
+    return f"pip install {'-e ' if editable else ''}{shlex.quote(f'{directory}[{extra}]')}"
 
 
 def missing_message(extra: str, command: str) -> str | None:
-    """`'archspec build' needs PyTorch: pip install 'archspec[torch]'`, or None when nothing
-    is missing."""
+    """`'archspec build' needs PyTorch (archspec[torch]): pip install -e '/src/archspec[torch]'`,
+    or None when nothing is missing."""
     absent = missing(extra)
     if not absent:
         return None
     names = absent[0] if len(absent) == 1 else f"{', '.join(absent[:-1])} and {absent[-1]}"
-    return f"'archspec {command}' needs {names}: {install_line(extra)}"
+    return f"'archspec {command}' needs {names} (archspec[{extra}]): {install_line(extra)}"
 
 
 def require(extra: str, command: str) -> None:

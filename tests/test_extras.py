@@ -6,14 +6,24 @@ and `importlib.util.find_spec` treat them as not installed (tests/test_install.p
 for real in a fresh virtual environment)."""
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import re
+import shlex
+from pathlib import Path
+import sys
 
 import pytest
 
 from archspec import extras
 from conftest import ROOT
 from cli_probe import one_line_error, probe
+
+
+def checkout_line(extra: str) -> str:
+    """The tests run archspec from this checkout, so the line installs the extra from it (the
+    name on the public package index is another project's)."""
+    return "pip install -e " + shlex.quote(f"{ROOT}[{extra}]")
 
 # import name -> the distributions that provide it
 DISTRIBUTIONS = {"torch": {"torch"}, "onnx": {"onnx"}, "onnxscript": {"onnxscript"}, "numpy": {"numpy"},
@@ -86,22 +96,38 @@ def test_missing_message_names_what_is_missing(monkeypatch):
     monkeypatch.setitem(extras.EXTRAS, "demo", (("json", "JSON"), ("archspec_absent_one", "Absent One"),
                                                  ("archspec_absent_two", "Absent Two")))
     assert extras.missing_message("demo", "demo") == (
-        "'archspec demo' needs Absent One and Absent Two: pip install 'archspec[demo]'")
+        "'archspec demo' needs Absent One and Absent Two (archspec[demo]): " + checkout_line("demo"))
     assert extras.missing_message("torch", "build") is None
 
 
+def test_install_line_for_a_directory_install_pip_recorded(tmp_path, monkeypatch):
+    """Installed (not editable) from a directory: pip's direct_url.json names it."""
+    info = tmp_path / "archspec-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: archspec\nVersion: 0.1.0\n")
+    (info / "direct_url.json").write_text(json.dumps({"url": "file:///src/my%20nets", "dir_info": {}}))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(extras, "__file__", str(tmp_path / "site" / "archspec" / "extras.py"))
+    assert extras.install_line("torch") == "pip install '/src/my nets[torch]'"
+    (info / "direct_url.json").write_text(json.dumps({"url": "https://example.invalid/a.whl",
+                                                      "archive_info": {}}))
+    assert "example.invalid" not in extras.install_line("torch")  # an archive is no directory
+    monkeypatch.setattr(importlib.metadata, "distributions", lambda **kw: iter(()))
+    assert extras.install_line("torch") == "pip install 'archspec[torch]'"
+
+
 @pytest.mark.parametrize("args, block, line", [
-    (["build", "specs/resnet18.yaml"], ["torch"], "'archspec build' needs PyTorch: pip install 'archspec[torch]'"),
-    (["build", "no_such.yaml"], ["torch"], "'archspec build' needs PyTorch: pip install 'archspec[torch]'"),
+    (["build", "specs/resnet18.yaml"], ["torch"], "'archspec build' needs PyTorch (archspec[torch]): " + checkout_line("torch")),
+    (["build", "no_such.yaml"], ["torch"], "'archspec build' needs PyTorch (archspec[torch]): " + checkout_line("torch")),
     (["export", "specs/resnet18.yaml", "-o", "r18.onnx"], ["onnxscript"],
-     "'archspec export' needs onnxscript: pip install 'archspec[onnx]'"),
+     "'archspec export' needs onnxscript (archspec[onnx]): " + checkout_line("onnx")),
     (["export", "specs/resnet18.yaml", "-o", "r18.onnx"], ["torch", "onnx"],
-     "'archspec export' needs PyTorch and onnx: pip install 'archspec[onnx]'"),
-    (["run", "specs/resnet18.yaml"], ["torch"], "'archspec run' needs PyTorch: pip install 'archspec[onnx]'"),
+     "'archspec export' needs PyTorch and onnx (archspec[onnx]): " + checkout_line("onnx")),
+    (["run", "specs/resnet18.yaml"], ["torch"], "'archspec run' needs PyTorch (archspec[onnx]): " + checkout_line("onnx")),
     (["bench", "specs/resnet18.yaml", "--onnx-only"], ["torch"],
-     "'archspec bench' needs PyTorch: pip install 'archspec[onnx]'"),
+     "'archspec bench' needs PyTorch (archspec[onnx]): " + checkout_line("onnx")),
     (["run", "model.onnx"], ["onnxruntime", "numpy"],
-     "'archspec run' needs ONNX Runtime and NumPy: pip install 'archspec[runtime]'"),
+     "'archspec run' needs ONNX Runtime and NumPy (archspec[runtime]): " + checkout_line("runtime")),
 ])
 def test_missing_extra_is_one_line_exit_2(tmp_path, args, block, line):
     """Checked first: even a missing spec file is reported as the missing extra."""

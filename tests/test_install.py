@@ -4,6 +4,7 @@ that needs an extra says which one. pip fetches the core dependencies from the p
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -88,6 +89,7 @@ def test_core_install_is_the_static_tool(tmp_path):
     for args, extra, needs in NEEDS_AN_EXTRA:
         result = _run(archspec, *(a.format(tmp=scratch) for a in args))
         assert (result.returncode, result.stderr) == (
-            2, f"error: 'archspec {args[0]}' needs {needs}: pip install 'archspec[{extra}]'\n"), args
+            2, f"error: 'archspec {args[0]}' needs {needs} (archspec[{extra}]): "
+               f"pip install {shlex.quote(f'{tmp_path}/src[{extra}]')}\n"), args  # the checkout it came from
     assert sorted(p.name for p in scratch.iterdir()) == ["x.onnx"]
     print(f"whole test: {time.perf_counter() - start:.1f} s")

@@ -4,6 +4,7 @@ depend on a saved base."""
 import asyncio
 import os
 import pickle
+import shlex
 import signal
 import subprocess
 import sys
@@ -210,4 +211,4 @@ async def test_without_the_lsp_extra_the_command_says_what_to_install(tmp_path):
     from cli_probe import one_line_error, probe
 
     result, _ = probe(tmp_path, "lsp", block=["pygls"])
-    assert one_line_error(result) == "error: 'archspec lsp' needs pygls: pip install 'archspec[lsp]'"
+    assert one_line_error(result) == "error: 'archspec lsp' needs pygls (archspec[lsp]): pip install -e " + shlex.quote(f"{ROOT}[lsp]")

@@ -5,6 +5,7 @@ allocating anything."""
 from __future__ import annotations
 
 import json
+import shlex
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper  # noqa: E402
 
 from cli_probe import one_line_error, probe  # noqa: E402
+from conftest import ROOT  # noqa: E402
 
 
 def _model(path, inputs, nodes, outputs, initializers=()):
@@ -89,7 +91,8 @@ def test_run_onnx_works_where_torch_and_onnx_are_not_installed(models, tmp_path)
 def test_onnx_file_without_onnxruntime_names_the_runtime_extra(models, tmp_path, command):
     result, _ = probe(tmp_path, *command, models["two"], block=("onnxruntime",))
     line = one_line_error(result)
-    assert line == (f"error: 'archspec {command[0]}' needs ONNX Runtime: pip install 'archspec[runtime]'")
+    assert line == (f"error: 'archspec {command[0]}' needs ONNX Runtime (archspec[runtime]): pip install -e "
+                    + shlex.quote(f"{ROOT}[runtime]"))
 
 
 def test_outputs_written_atomically_match_onnxruntime(models, tmp_path):
