@@ -260,6 +260,8 @@ def test_killed_export_leaves_a_recognisable_temporary_that_the_next_run_removes
     proc.send_signal(signal.SIGKILL)
     if proc.wait() != -signal.SIGKILL:
         pytest.skip("the export finished just before it could be killed")
+    if (tmp_path / "m.onnx").exists():  # killed after publishing, while it was exiting
+        pytest.skip("the export had published its file just before it was killed")
     assert all(f".archspec-{proc.pid}-" in p.name for p in temporaries)
     result = run_cli("report", tiny_spec, "-o", tmp_path / "r.txt")
     assert result.returncode == 0, result.stderr
