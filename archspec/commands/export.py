@@ -55,7 +55,8 @@ def export(spec: Path = typer.Argument(..., help="Spec file."),
     checker, ONNX shape inference against archspec's shapes, and ONNX Runtime against PyTorch
     at batch 1, 2 and 5 on every output (1e-4 relative to the output's magnitude; random
     weights are conditioned so every layer matters). Exit 1 if the spec is invalid, an op
-    cannot be exported faithfully or a check fails."""
+    cannot be exported faithfully or a check fails. --report FILE.json writes what was compared
+    and found, passed or failed (keys in docs/json.md); on a terminal the stages are shown."""
     from archspec.cli import EXIT_USAGE, fail, graph_or_exit
     from archspec.errors import SpecError
     from archspec.extras import require
