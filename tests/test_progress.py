@@ -204,3 +204,17 @@ def test_check_of_one_file_or_a_pipe_never_imports_rich():
     assert not re.search(r"\|\s+rich\b", piped.stderr)
     several = run_on_terminal("-X", "importtime", *cli("check", SPECS / "lenet5.yaml", SPECS / "alexnet.yaml"))
     assert re.search(r"\|\s+rich\b", several[2])  # the test can tell: rich shows when displayed
+
+
+@pytest.mark.slow
+def test_run_of_a_spec_shows_its_export_unless_quiet(tiny):
+    pytest.importorskip("onnxruntime")
+    code, stdout, stderr, _ = run_on_terminal(*cli("run", tiny, "-f", "json"))
+    assert code == 0, stderr
+    for stage in ("compile", "trace", "verify batch 1"):
+        assert any(stage in line for line in lines(stderr)), (stage, sorted(lines(stderr)))
+    assert stdout.startswith("{") and "\x1b" not in stdout
+    code, quiet_stdout, _, raw = run_on_terminal(*cli("run", tiny, "-f", "json", "-q"))
+    assert code == 0 and raw == ""
+    assert [ln for ln in quiet_stdout.splitlines() if '"run"' not in ln and '"session"' not in ln] == \
+        [ln for ln in stdout.splitlines() if '"run"' not in ln and '"session"' not in ln]
