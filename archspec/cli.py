@@ -246,9 +246,14 @@ def check(specs: List[Path] = typer.Argument(..., help="Spec files to check."),
         _existing(path)
     overrides = parse_sets(sets)
     results = []
-    for path in specs:
-        _current_spec[0] = path
-        results.append(check_file(path, allow_outside=allow_outside, var_overrides=overrides))
+    from archspec.progress import Progress, shown  # rich itself only when the count is shown
+
+    with Progress(len(specs) > 1 and shown(quiet)) as progress:  # one file: nothing to count
+        progress.stage("check", total=len(specs))
+        for path in specs:
+            _current_spec[0] = path
+            results.append(check_file(path, allow_outside=allow_outside, var_overrides=overrides))
+            progress.advance()
     if format == "json":
         typer.echo(json.dumps({"ok": all(r.ok for r in results),
                                "files": [r.to_json() for r in results]}, indent=2))

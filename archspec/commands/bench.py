@@ -2,7 +2,7 @@
 ONNX Runtime alone (`--onnx-only`, or an .onnx file: no torch needed)."""
 from __future__ import annotations
 
-import sys
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -12,7 +12,7 @@ import typer
 
 from archspec.commands.options import set_option
 
-from archspec.commands.runtime import (check_device, device_option, export_spec, is_onnx,
+from archspec.commands.runtime import (FORMATS, check_device, device_option, export_spec, is_onnx,
                                        model_input_or_exit, open_session)
 
 
@@ -42,6 +42,12 @@ def bench(model: Path = typer.Argument(..., help="Spec file, or an .onnx file (O
           input: Optional[str] = typer.Option(None, "--input", help="Spec only: override the input size, CxHxW."),
           weights: Optional[Path] = typer.Option(None, "--weights", help="Spec only: load weights first."),
           seed: int = typer.Option(0, "--seed", help="Seed of the weights and inputs."),
+          format: str = typer.Option("text", "--format", "-f", metavar="text|json",
+                                     help="text, or json: every batch size and runtime with median, p90 "
+                                          "and throughput, the provider, threads and versions "
+                                          "(docs/json.md)."),
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display and no warnings "
+                                                                  "on stderr."),
           allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory."),
           sets: Optional[List[str]] = set_option()):
     """PyTorch eager vs ONNX Runtime latency and throughput, side by side.
@@ -51,9 +57,12 @@ def bench(model: Path = typer.Argument(..., help="Spec file, or an .onnx file (O
     an .onnx file, ONNX Runtime alone."""
     from archspec.cli import EXIT_USAGE, _existing, fail
     from archspec.extras import require
+    from archspec.progress import Progress, shown
 
     onnx_file = is_onnx(model)
     require("runtime" if onnx_file else "onnx", "bench")
+    if format not in FORMATS:
+        fail(f"--format must be one of {', '.join(FORMATS)}. Received: '{format}'", EXIT_USAGE)
     sizes = _parse_batches(batch)
     check_device(device)
     _existing(model)
@@ -66,9 +75,12 @@ def bench(model: Path = typer.Argument(..., help="Spec file, or an .onnx file (O
         name, path = model.stem, model
         if not onnx_file:
             graph, module, path = export_spec(model, tmpdir, input=input, weights=weights, seed=seed,
-                                              allow_outside=allow_outside, run_batch=max(sizes), sets=sets)
+                                              allow_outside=allow_outside, run_batch=max(sizes), sets=sets,
+                                              quiet=quiet)
             name = graph.name
-        session = open_session(path, device, threads)
+        with Progress(shown(quiet)) as progress:
+            progress("ONNX Runtime session")
+            session = open_session(path, device, threads)
     spec = model_input_or_exit(session, model, sizes)
     if module is not None and not onnx_only:
         import torch
@@ -77,9 +89,14 @@ def bench(model: Path = typer.Argument(..., help="Spec file, or an .onnx file (O
             torch.set_num_threads(threads)
     else:
         module = None
-    rows = [(b, *_time_batch(session, spec, module, torch, b, seed=seed, runs=runs, warmup=warmup))
-            for b in sizes]
-    _print_table(name, spec, session, torch, rows, threads=threads, runs=runs, warmup=warmup)
+    with Progress(shown(quiet)) as progress:
+        rows = [(b, *_time_batch(session, spec, module, torch, b, seed=seed, runs=runs, warmup=warmup,
+                                 progress=progress)) for b in sizes]
+    settings = dict(threads=threads, runs=runs, warmup=warmup)
+    if format == "json":
+        typer.echo(json.dumps(_bench_json(model, name, spec, session, torch, rows, **settings), indent=2))
+    else:
+        _print_table(name, spec, session, torch, rows, **settings)
 
 
 def _runners(session, spec, module, torch, x):
@@ -103,16 +120,17 @@ def _runners(session, spec, module, torch, x):
     return runners
 
 
-def _time_batch(session, spec, module, torch, b: int, *, seed: int, runs: int, warmup: int):
-    """(seconds per run by label, max abs difference between the runtimes or None)."""
+def _time_batch(session, spec, module, torch, b: int, *, seed: int, runs: int, warmup: int, progress):
+    """(seconds per run by label, max abs difference between the runtimes or None); each stage
+    (warm-up, then the timed runs of every runtime, counted) is announced to `progress`."""
     import numpy as np
 
     from archspec.commands.runtime import random_input
 
     x = random_input(spec, b, seed + b)
     runners = _runners(session, spec, module, torch, x)
-    typer.echo(f"bench batch {b}: {warmup} warmup + {runs} {'interleaved ' * (len(runners) > 1)}"
-               f"runs{' each' * (len(runners) > 1)}...", err=True)
+    who = " + ".join(runners)
+    progress.stage(f"batch {b}: {who}, {warmup} warm-up run{'s' * (warmup != 1)}")
     first = {label: fn() for label, fn in runners.items()}  # the first warm-up run
     diff = None
     if len(first) > 1:
@@ -122,21 +140,53 @@ def _time_batch(session, spec, module, torch, b: int, *, seed: int, runs: int, w
             fn()
     times = {label: [] for label in runners}
     order = list(runners.items())
-    tty = sys.stderr.isatty()
+    progress.stage(f"batch {b}: {who}, {'interleaved ' * (len(runners) > 1)}runs", total=runs)
     for i in range(runs):
         for label, fn in (order if i % 2 == 0 else order[::-1]):  # alternate who runs first
             start = time.perf_counter()
             fn()
             times[label].append(time.perf_counter() - start)
-        if tty:
-            typer.echo(f"\r  run {i + 1}/{runs}", nl=False, err=True)
-    if tty:
-        typer.echo("", err=True)
+        progress.advance()
     return times, diff
 
 
-def _print_table(name, spec, session, torch, rows, *, threads, runs, warmup) -> None:
+def _bench_json(model, name, spec, session, torch, rows, *, threads, runs, warmup) -> dict:
+    """The `bench -f json` document (keys in docs/json.md): every batch size and runtime."""
+    import platform
+
+    import onnxruntime as ort
+
+    from archspec.compile.runtime import active_provider, torch_device_for
+
+    provider = active_provider(session)
+    batches = []
+    for b, times, diff in rows:
+        stats = {label: _stats(values, b) for label, values in times.items()}
+        speedup = (stats["pytorch"]["median_ms"] / stats["onnxruntime"]["median_ms"]
+                   if "pytorch" in stats and stats["onnxruntime"]["median_ms"] > 0 else None)
+        batches.append({"batch": b, "runtimes": stats, "speedup": speedup, "max_abs_diff": diff})
+    return {"model": str(model), "name": name,
+            "input": {"name": spec.name, "shape": list(spec.shape), "dtype": str(spec.dtype)},
+            "provider": provider, "device": torch_device_for(provider),
+            "runtimes": ["pytorch", "onnxruntime"] if torch is not None else ["onnxruntime"],
+            "runs": runs, "warmup": warmup, "interleaved": torch is not None,
+            "threads": {"requested": threads, "torch": torch.get_num_threads() if torch is not None else None,
+                        "onnxruntime": threads},
+            "versions": {"onnxruntime": ort.__version__, "torch": torch.__version__ if torch is not None else None,
+                         "python": platform.python_version()},
+            "batches": batches}
+
+
+def _stats(seconds, batch: int) -> dict:
     import numpy as np
+
+    ms = np.array(seconds) * 1e3
+    median = float(np.median(ms))
+    return {"median_ms": median, "p90_ms": float(np.percentile(ms, 90)), "min_ms": float(ms.min()),
+            "throughput": batch / median * 1e3 if median > 0 else None, "runs": len(seconds)}
+
+
+def _print_table(name, spec, session, torch, rows, *, threads, runs, warmup) -> None:
     import onnxruntime as ort
 
     from archspec.compile.runtime import active_provider, torch_device_for
@@ -155,9 +205,9 @@ def _print_table(name, spec, session, torch, rows, *, threads, runs, warmup) -> 
     for b, times, diff in rows:
         med = {}
         for label, values in times.items():
-            ms = np.array(values) * 1e3
-            med[label] = float(np.median(ms))
-            typer.echo(f"{b:>5}  {label:<12} {med[label]:>10.2f} {np.percentile(ms, 90):>9.2f} "
+            stats = _stats(values, b)
+            med[label] = stats["median_ms"]
+            typer.echo(f"{b:>5}  {label:<12} {med[label]:>10.2f} {stats['p90_ms']:>9.2f} "
                        f"{b / med[label] * 1e3:>9.1f}")
         if diff is not None:
             typer.echo(f"{'':>5}  onnxruntime/pytorch speed-up {med['pytorch'] / med['onnxruntime']:.2f}x "

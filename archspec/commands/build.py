@@ -30,6 +30,8 @@ def build(spec: Path = typer.Argument(..., help="Spec file."),
               False, "--zero-init-residual", help="Zero the last batch norm of each residual branch."),
           training_heads: bool = typer.Option(
               False, "--training-heads", help="Include training-only heads (auxiliary classifiers)."),
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display, warnings or "
+                                                                  "summary line on stderr."),
           allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory."),
           sets: Optional[List[str]] = set_option()):
     """Compile a spec to a PyTorch module: check it, build it, optionally load weights, and
@@ -41,41 +43,64 @@ def build(spec: Path = typer.Argument(..., help="Spec file."),
     if output is not None and output.suffix not in SUFFIXES:
         fail(f"-o must end in .pt2 (exported program) or .pth (state_dict). Received: '{output}'",
              EXIT_USAGE)
-    graph = graph_or_exit(spec, input, allow_outside, weights, run_batch=2, sets=sets)  # .pt2 traces at batch 2
-
-    import torch  # only now: a spec error above is reported without paying for torch
+    graph = graph_or_exit(spec, input, allow_outside, weights, run_batch=2, sets=sets,
+                          quiet=quiet)  # .pt2 traces at batch 2
 
     from archspec.compile.init import SCHEMES
-    from archspec.compile.torch_fx import build as compile_graph
-    from archspec.compile.weights import WeightsError, load_weights
 
     if init not in SCHEMES:
         fail(f"--init must be one of {', '.join(SCHEMES)}. Received: '{init}'", EXIT_USAGE)
+    from archspec.progress import Progress, shown
 
-    model = compile_graph(graph, training_heads=training_heads, seed=seed, init=init,
-                          zero_init_residual=zero_init_residual)
-    if weights is not None:
-        try:
-            load_weights(model, weights)
-        except WeightsError as exc:
-            fail(exc)
+    # shown only while a file is made: a bare build or --print-code is quick, its output plain
+    with Progress(shown(quiet) and output is not None) as progress:
+        model, data = _make(graph, output, weights, progress, training_heads=training_heads, seed=seed,
+                            init=init, zero_init_residual=zero_init_residual)
     if print_code:
         typer.echo(model.code.strip())
     params = sum(p.numel() for p in model.parameters())
     if output is None:
-        if not print_code:
+        if not print_code and not quiet:
             typer.echo(f"{spec}: built {type(model).__name__} — {len(graph.nodes)} ops, {params:,} params "
                        f"(use -o model.pt2 or -o model.pth to write it)", err=True)
         return
+    if not quiet:
+        typer.echo(f"wrote {output} ({graph.name}, {params:,} params)", err=True)
+
+
+def _make(graph, output: Optional[Path], weights: Optional[Path], progress, **options):
+    """(module, the bytes written to `output` or None): compile, load weights, serialize and
+    write, each stage announced to `progress`. Failures exit 1 (weights, tracing) or 2 (the file)."""
+    from archspec.cli import fail
+
+    progress("compile")
+    import torch  # only now: a spec error is reported without paying for torch
+
+    from archspec.compile.torch_fx import build as compile_graph
+    from archspec.compile.weights import WeightsError, load_weights
+
+    model = compile_graph(graph, **options)
+    if weights is not None:
+        progress("load weights")
+        try:
+            load_weights(model, weights)
+        except WeightsError as exc:
+            progress.close()
+            fail(exc)
+    if output is None:
+        return model, None
     model.eval()
+    progress("torch.export" if output.suffix == ".pt2" else "state_dict")
     try:
         data = _serialize(model, graph, output.suffix, torch)
     except _ExportFailed as exc:
+        progress.close()
         fail(str(exc))
     from archspec.io import write_bytes
 
+    progress(f"write {output.name}")
     write_bytes(output, data)  # OutputError (full disk, read-only, ...) -> exit 2 in the CLI
-    typer.echo(f"wrote {output} ({graph.name}, {params:,} params)", err=True)
+    return model, data
 
 
 class _ExportFailed(Exception):

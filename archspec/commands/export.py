@@ -40,6 +40,12 @@ def export(spec: Path = typer.Argument(..., help="Spec file."),
            calibration: Optional[Path] = typer.Option(
                None, "--calibration", help="int8 calibration inputs, a .npy array (N, C, H, W)."),
            seed: int = typer.Option(0, "--seed", help="Seed of the initial weights and test inputs."),
+           report: Optional[Path] = typer.Option(
+               None, "--report", metavar="FILE.json",
+               help="Also write the verification report as JSON (atomically; keys in docs/json.md), "
+                    "whether the checks pass or fail."),
+           quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display and no "
+                                                                   "warnings on stderr."),
            allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory."),
            sets: Optional[List[str]] = set_option()):
     """Export a spec to one verified, self-contained ONNX file.
@@ -49,7 +55,8 @@ def export(spec: Path = typer.Argument(..., help="Spec file."),
     checker, ONNX shape inference against archspec's shapes, and ONNX Runtime against PyTorch
     at batch 1, 2 and 5 on every output (1e-4 relative to the output's magnitude; random
     weights are conditioned so every layer matters). Exit 1 if the spec is invalid, an op
-    cannot be exported faithfully or a check fails."""
+    cannot be exported faithfully or a check fails. --report FILE.json writes what was compared
+    and found, passed or failed (keys in docs/json.md); on a terminal the stages are shown."""
     from archspec.cli import EXIT_USAGE, fail, graph_or_exit
     from archspec.errors import SpecError
     from archspec.extras import require
@@ -67,7 +74,10 @@ def export(spec: Path = typer.Argument(..., help="Spec file."),
         fail(f"{output} already exists (use --force to overwrite)", EXIT_USAGE)
     if output.exists() and output.is_dir():
         fail(f"{output} is a directory", EXIT_USAGE)
-    graph = graph_or_exit(spec, input, allow_outside, weights, run_batch=5, sets=sets)  # verified up to batch 5
+    if report is not None and (report.suffix.lower() != ".json" or report.is_dir()):
+        fail(f"--report must name a .json file. Received: '{report}'", EXIT_USAGE)
+    graph = graph_or_exit(spec, input, allow_outside, weights, run_batch=5, sets=sets,
+                          quiet=quiet)  # verified up to batch 5
 
     import onnx
 
@@ -79,7 +89,9 @@ def export(spec: Path = typer.Argument(..., help="Spec file."),
         data = load_array(calibration, graph.input_shape)
     quiet_exporter_logs()
 
-    from archspec.compile.onnx_export import OutputExists, export_onnx
+    from archspec.compile.onnx_export import ExportError, OutputExists, export_onnx
+    from archspec.compile.onnx_parity import BATCHES
+    from archspec.progress import Progress, shown
 
     if fp16:
         import torch
@@ -87,17 +99,36 @@ def export(spec: Path = typer.Argument(..., help="Spec file."),
         if not torch.cuda.is_available():
             typer.echo("note: --fp16 is only useful on a GPU (CUDA provider); this machine has none, "
                        "so the model is exported and checked on CPU but will not run faster here", err=True)
-    typer.echo(f"exporting {graph.name} ({'x'.join(map(str, graph.input_shape))}) with the torch "
-               f"dynamo exporter{'' if not verify else ', then verifying'}...", err=True)
+    result, failure = None, None
     try:
-        result = export_onnx(graph, output, weights=weights, opset=opset, fp16=fp16, force=force,
-                             verify=verify, quantize=quantize, calibration=data, seed=seed)
+        with Progress(shown(quiet)) as progress:  # erased before any line below is printed
+            result = export_onnx(graph, output, weights=weights, opset=opset, fp16=fp16, force=force,
+                                 verify=verify, quantize=quantize, calibration=data, seed=seed,
+                                 progress=progress)
     except OutputExists as exc:
         fail(str(exc), EXIT_USAGE)
+    except ExportError as exc:
+        failure = exc
     except SpecError as exc:
         fail(exc)
+    if report is not None and (result is not None or failure.report is not None):
+        _write_report(report, graph, spec, output, seed, BATCHES, result, failure)
+    if failure is not None:
+        fail(failure)
     for line in result.lines():
         typer.echo(line)
+
+
+def _write_report(path: Path, graph, spec: Path, output: Path, seed: int, batches, result, failure) -> None:
+    """The verification report as JSON (archspec/compile/onnx_report.py), written atomically."""
+    import json
+
+    from archspec.compile.onnx_report import export_report
+    from archspec.io import write_bytes
+
+    document = export_report(graph, spec=spec, path=output, seed=seed, batches=batches, result=result,
+                             error=failure)
+    write_bytes(path, (json.dumps(document, indent=2, allow_nan=False) + "\n").encode())
 
 
 def load_array(path: Path, input_shape) -> "object":

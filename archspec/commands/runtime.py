@@ -71,22 +71,27 @@ def model_input_or_exit(session, source, batches):
     return spec
 
 
-def export_spec(spec: Path, tmpdir: str, *, input, weights, seed, allow_outside, run_batch=1, sets=None):
-    """Load, compile and export a spec to a verified temporary .onnx; (graph, module, path)."""
+def export_spec(spec: Path, tmpdir: str, *, input, weights, seed, allow_outside, run_batch=1, sets=None,
+                quiet: bool = False):
+    """Load, compile and export a spec to a verified temporary .onnx; (graph, module, path).
+    The export's stages are shown on a terminal (archspec/progress.py) unless `quiet`."""
     from archspec.cli import fail, graph_or_exit
     from archspec.commands.export import quiet_exporter_logs
     from archspec.errors import SpecError
+    from archspec.progress import Progress, shown
 
-    graph = graph_or_exit(spec, input, allow_outside, weights, run_batch=max(5, run_batch), sets=sets)
+    graph = graph_or_exit(spec, input, allow_outside, weights, run_batch=max(5, run_batch), sets=sets,
+                          quiet=quiet)
     quiet_exporter_logs()
     from archspec.compile.onnx_export import compile_for_export, export_onnx
 
     from archspec.names import safe_file_stem  # the name is data: one plain file name in tmpdir
     path = Path(tmpdir) / f"{safe_file_stem(graph.name)}.onnx"
-    typer.echo(f"exporting {graph.name} ({'x'.join(map(str, graph.input_shape))}) to ONNX...", err=True)
     try:
-        graph, module = compile_for_export(graph, seed=seed, weights=weights)
-        export_onnx(module, path, batches=(1,), seed=seed)
+        with Progress(shown(quiet)) as progress:
+            progress("compile")
+            graph, module = compile_for_export(graph, seed=seed, weights=weights)
+            export_onnx(module, path, batches=(1,), seed=seed, progress=progress)
     except SpecError as exc:
         fail(exc)
     return graph, module, path
@@ -114,6 +119,8 @@ def run(model: Path = typer.Argument(..., help="An .onnx file, or a spec (export
         seed: int = typer.Option(0, "--seed", help="Seed of random inputs (and a spec's weights)."),
         input: Optional[str] = typer.Option(None, "--input", help="Spec only: override the input size, CxHxW."),
         weights: Optional[Path] = typer.Option(None, "--weights", help="Spec only: load weights first."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="Spec only: no progress display and no "
+                                                                "warnings on stderr while it is exported."),
         allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory."),
         sets: Optional[List[str]] = set_option()):
     """Run a model (.onnx, or a spec exported on the fly) with ONNX Runtime.
@@ -139,7 +146,7 @@ def run(model: Path = typer.Argument(..., help="An .onnx file, or a spec (export
         path = model
         if not onnx_file:
             path = export_spec(model, tmpdir, input=input, weights=weights, seed=seed,
-                               allow_outside=allow_outside, run_batch=batch, sets=sets)[2]
+                               allow_outside=allow_outside, run_batch=batch, sets=sets, quiet=quiet)[2]
         start = time.perf_counter()
         session = open_session(path, device)
         session_ms = (time.perf_counter() - start) * 1e3

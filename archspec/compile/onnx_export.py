@@ -27,6 +27,7 @@ from archspec.compile.onnx_verify import (BATCHES, FP16, FP32, REPORT_ONLY, Expo
                                           VerifyReport, _first_line)
 from archspec.errors import SpecError
 from archspec.io import OutputExists, output_file
+from archspec.progress import announce
 
 __all__ = ["export_onnx", "ExportError", "OutputExists", "ExportResult", "INPUT_NAME", "OUTPUT_NAME"]
 
@@ -295,8 +296,10 @@ def quantize_int8(src: Path, dst: Path, input_shape, calibration=None, seed: int
 
 def export_onnx(spec_or_graph, path, *, weights=None, opset: int | None = None, fp16: bool = False,
                 force: bool = False, verify: bool = True, input_shape=None, quantize: str | None = None,
-                calibration=None, seed: int = 0, batches=BATCHES) -> ExportResult:
+                calibration=None, seed: int = 0, batches=BATCHES, progress=None) -> ExportResult:
     """Export `spec_or_graph` (a spec path, Spec, Graph or archspec GraphModule) to `path`.
+    `progress(stage)`, when given, is called as each stage starts (archspec/progress.py):
+    compile, trace, export, quantize, check, shape inference, verify batch N.
 
     Raises OutputExists, OutputError (the file cannot be written), SpecError (bad spec) or
     ExportError (refused op, exporter failure, failed check — `.check` says which); on any
@@ -310,14 +313,17 @@ def export_onnx(spec_or_graph, path, *, weights=None, opset: int | None = None, 
     if fp16 and quantize:
         raise ExportError("fp16 and int8 quantisation cannot be combined", check="options")
 
+    announce(progress, "compile")
     graph, module = compile_for_export(spec_or_graph, input_shape=input_shape, seed=seed,
                                        weights=weights)
     _size_check(module, fp16)
+    announce(progress, "trace")
     program = _trace(half_with_float_io(module) if fp16 else module, module, graph, opset)
     with output_file(path, overwrite=force) as tmp:
         report, accuracy, model = _write_and_verify(program, tmp, module, graph, verify=verify,
                                                     fp16=fp16, quantize=quantize,
-                                                    calibration=calibration, seed=seed, batches=batches)
+                                                    calibration=calibration, seed=seed, batches=batches,
+                                                    progress=progress)
         del program  # it holds a second copy of the weights
     return _result(path, model, report, accuracy, fp16=fp16, quantize=quantize,
                    calibration=calibration)
@@ -337,7 +343,7 @@ def _trace(target, module, graph, opset):
 
 
 def _write_and_verify(program, tmp: Path, module, graph, *, verify, fp16, quantize, calibration,
-                      seed, batches):
+                      seed, batches, progress=None):
     """Save to `tmp` (quantising it in place for int8) and verify it; (report, accuracy, model)."""
     import onnx
 
@@ -345,8 +351,10 @@ def _write_and_verify(program, tmp: Path, module, graph, *, verify, fp16, quanti
 
     plain = tmp.with_name(tmp.name + ".fp32.onnx") if quantize else tmp
     try:
+        announce(progress, "export")
         _save(program, plain)
         if quantize:
+            announce(progress, "quantize")
             quantize_int8(plain, tmp, graph.input_shape, calibration, seed)
     except BaseException:
         _cleanup(tmp, plain)  # with any sidecar the exporter wrote
@@ -357,11 +365,13 @@ def _write_and_verify(program, tmp: Path, module, graph, *, verify, fp16, quanti
     report, model, accuracy = None, None, []
     if verify:
         tol = REPORT_ONLY if quantize else FP16 if fp16 else FP32
-        report = onnx_verify.verify(tmp, module, graph, tol=tol, batches=batches, seed=seed)
+        report = onnx_verify.verify(tmp, module, graph, tol=tol, batches=batches, seed=seed,
+                                    progress=progress)
         model, report.model = report.model, None
         if quantize:
             accuracy, report.parity = report.parity, []
     else:
+        announce(progress, "check")
         try:
             onnx.checker.check_model(str(tmp))  # cheap structural check only
         except Exception as exc:  # noqa: BLE001 - checker errors are ValidationError or C++ errors

@@ -10,7 +10,7 @@ first archspec node whose output diverges, with its location.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +73,16 @@ class Parity:
     note: str = ""  # how a float64 arbiter settled a miss of the element-wise tolerance
     outputs: int = 1  # outputs compared (the main one first; argmax is the main one's)
     scale: float = 0.0  # the main output's max |pytorch|
+    per_output: list = field(default_factory=list)  # (max_abs, max_rel, scale, within tolerance) per output
+
+    def to_json(self, names=None) -> dict:
+        """The row for `export --report` (docs/json.md); `names`: the outputs' names."""
+        names = list(names or [])
+        outputs = [{"name": names[k] if k < len(names) else f"output{k}", "max_abs": a, "max_rel": r,
+                    "scale": sc, "within_tolerance": ok} for k, (a, r, sc, ok) in enumerate(self.per_output)]
+        return {"batch": self.batch, "passed": self.ok, "max_abs": self.max_abs, "max_rel": self.max_rel,
+                "argmax_agree": self.agree, "argmax_total": self.total, "note": self.note,
+                "outputs": outputs}
 
     def line(self) -> str:
         several = f", {self.outputs} outputs" if self.outputs > 1 else ""
@@ -112,15 +122,18 @@ def compare(outs, refs, batch: int, tol: Tolerance) -> Parity:
     """ONNX Runtime's outputs against PyTorch's (lists, or one array each)."""
     if isinstance(outs, np.ndarray):
         outs, refs = [outs], [refs]
-    ok, max_abs, max_rel = True, 0.0, 0.0
+    per_output = []
     for out, ref in zip(outs, refs):
         out, ref = out.astype(np.float64), ref.astype(np.float64)
         finite = bool(np.isfinite(out).all() and np.isfinite(ref).all())
         diff = np.nan_to_num(np.abs(out - ref), nan=np.inf)
         big = np.abs(ref) > tol.atol * tol.scale(ref)
-        max_rel = max(max_rel, float((diff[big] / np.abs(ref[big])).max(initial=0.0)))
-        max_abs = max(max_abs, float(diff.max(initial=0.0)))
-        ok = ok and finite and (not tol.strict or bool((diff <= tol.bound(ref)).all()))
+        per_output.append((float(diff.max(initial=0.0)), float((diff[big] / np.abs(ref[big])).max(initial=0.0)),
+                           float(np.abs(ref).max(initial=0.0)),
+                           finite and (not tol.strict or bool((diff <= tol.bound(ref)).all()))))
+    max_abs = max((row[0] for row in per_output), default=0.0)
+    max_rel = max((row[1] for row in per_output), default=0.0)
+    ok = all(row[3] for row in per_output)
     main, ref = outs[0], refs[0]
     if ref.ndim >= 2:
         agree = int((main.argmax(1) == ref.argmax(1)).sum())
@@ -128,7 +141,7 @@ def compare(outs, refs, batch: int, tol: Tolerance) -> Parity:
     else:
         agree, total = int(np.array_equal(main, ref)), 1
     return Parity(batch, max_abs, max_rel, agree, total, ok, outputs=len(refs),
-                  scale=float(np.abs(refs[0]).max(initial=0.0)))
+                  scale=float(np.abs(refs[0]).max(initial=0.0)), per_output=per_output)
 
 
 def degenerate(ref: np.ndarray) -> str:
@@ -153,8 +166,9 @@ def _run(session, name, x, batch):
 
 
 def check_parity(path: Path, module, graph, report,  *, tol: Tolerance = FP32,
-                 batches=BATCHES, seed: int = 0, model=None) -> None:
+                 batches=BATCHES, seed: int = 0, model=None, progress=None) -> None:
     from archspec.compile.runtime import active_provider, create_session
+    from archspec.progress import announce
 
     try:
         session = create_session(Path(path), "cpu")
@@ -168,6 +182,7 @@ def check_parity(path: Path, module, graph, report,  *, tol: Tolerance = FP32,
     double = {}  # the float64 copy of `module`, made only if needed
     flat = None  # (reason, input) of the first batch whose main output is degenerate
     for batch in batches:
+        announce(progress, f"verify batch {batch} (ONNX Runtime vs PyTorch)")
         x = random_input(graph.input_shape, batch, seed)
         outs = _run(session, name, x, batch)
         for out, node in zip(outs, nodes):
@@ -189,6 +204,7 @@ def check_parity(path: Path, module, graph, report,  *, tol: Tolerance = FP32,
         if flat is None and tol.strict and degenerate(refs[0]):
             flat = (degenerate(refs[0]), x)
     if flat is not None and model is not None:
+        announce(progress, "verify intermediate values")
         check_intermediates(model, module, graph, flat[1], tol, report, why=flat[0])
 
 

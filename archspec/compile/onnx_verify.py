@@ -31,6 +31,7 @@ from archspec.compile.onnx_parity import (ATOL, BATCHES, FP16, FP32, REPORT_ONLY
                                           locate_divergence, output_nodes, random_input, torch_forward,
                                           torch_outputs)
 from archspec.errors import SpecError
+from archspec.progress import announce
 
 SCOPES_KEY = "pkg.torch.onnx.name_scopes"
 
@@ -42,6 +43,7 @@ class ExportError(SpecError):
     def __init__(self, message: str, loc=None, hint: str | None = None, check: str = "export"):
         super().__init__(message, loc, hint, code="AS601")
         self.check = check
+        self.report = None  # the VerifyReport so far, when verification had started
 
 
 @dataclass
@@ -211,20 +213,29 @@ def check_shapes(model, graph, report: VerifyReport) -> None:
 
 
 def verify(path, module, graph, *, tol: Tolerance = FP32, batches=BATCHES, seed: int = 0,
-           runtime: bool = True) -> VerifyReport:
-    """All checks on the file at `path` (exported from `module`, compiled from `graph`)."""
+           runtime: bool = True, progress=None) -> VerifyReport:
+    """All checks on the file at `path` (exported from `module`, compiled from `graph`);
+    `progress(stage)` is told each one as it starts (check, shape inference, verify batch N)."""
     import onnx
 
     report = VerifyReport()
-    check_model(Path(path))
-    model = onnx.load(str(path))
-    external = [t.name for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
-    if external:
-        raise ExportError(f"ONNX check 'self-contained' failed: {len(external)} tensors live in an "
-                          f"external data file (e.g. '{external[0]}')", check="self-contained")
-    report.model = model
-    check_shapes(model, graph, report)
-    if runtime:
-        check_parity(Path(path), module, graph, report, tol=tol, batches=batches, seed=seed,
-                     model=model if tol.strict else None)
+    try:
+        announce(progress, "check")
+        check_model(Path(path))
+        model = onnx.load(str(path))
+        external = [t.name for t in model.graph.initializer
+                    if t.data_location == onnx.TensorProto.EXTERNAL]
+        if external:
+            raise ExportError(f"ONNX check 'self-contained' failed: {len(external)} tensors live in an "
+                              f"external data file (e.g. '{external[0]}')", check="self-contained")
+        report.model = model
+        announce(progress, "shape inference")
+        check_shapes(model, graph, report)
+        if runtime:
+            check_parity(Path(path), module, graph, report, tol=tol, batches=batches, seed=seed,
+                         model=model if tol.strict else None, progress=progress)
+    except ExportError as exc:
+        report.model = None
+        exc.report = report  # what was checked and compared before the failure (`export --report`)
+        raise
     return report
