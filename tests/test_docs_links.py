@@ -110,3 +110,13 @@ def test_docs_named_in_the_code_exist():
                       for name in re.findall(r"\bdocs/[\w.-]+\.md\b", path.read_text())
                       if not (ROOT / name).exists()})
     assert missing == []
+
+
+def test_every_command_taking_a_spec_takes_allow_outside():
+    """The AS308 hint and docs/format.md offer `--allow-outside` on every command that reads a
+    spec; a command that reads one without the option would make the hint a lie."""
+    group = typer.main.get_command(app)
+    takes_files = {name for name, cmd in group.commands.items()
+                   if any(p.param_type_name == "argument" for p in cmd.params)}
+    assert {"check", "report", "diff", "graph", "sizes", "build", "export"} <= takes_files
+    assert [n for n in sorted(takes_files) if "--allow-outside" not in commands()[n]] == []

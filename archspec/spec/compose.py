@@ -223,7 +223,8 @@ def _load_base(rel: str, doc: Doc, root: "Root", allow_outside: bool, depth: int
     if not allow_outside and not _may_extend(target, root):
         raise where.error(f"'extends: {rel}' leaves the spec's directory tree ({root.path}"
                           f"{', its project' if root.project else ''})",
-                          hint="move the base spec inside that tree (a .yaml file), or pass --allow-outside",
+                          hint="move the base spec inside that tree (a .yaml file), or, for a spec you "
+                               "trust, pass --allow-outside (allow_outside=True from Python)",
                           code="AS308")
     if target in seen:
         raise where.error(f"'extends' forms a cycle: {' -> '.join(p.name for p in seen + (target,))}",
