@@ -11,9 +11,10 @@ from conftest import ROOT
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
-# A path into the repository, as the docs name files: `docs/format.md`, tests/test_fuzz.py.
+# A path into the repository, as the docs name files: `docs/format.md`, tests/test_fuzz.py
+# (not `specs/x.yaml:14:7:`, the file of an example message).
 REPO_PATH = re.compile(r"(?<![\w./-])((?:\.ci|archspec|benchmarks|docs|examples|schemas|specs|tests)"
-                       r"/[\w./-]*\w\.(?:md|py|yaml|yml|json|toml)|\.ci/run)\b(?!:\d)")  # not file:line: in a message
+                       r"/[\w./-]*\w\.(?:md|py|yaml|yml|json|toml)|\.ci/run)\b(?!:\d)")
 FENCE = re.compile(r"```[^\n]*\n(.*?)```", re.S)
 SPAN = re.compile(r"`([^`\n]+)`")
 INVOCATION = re.compile(r"^(?:\$ )?(?:python -m )?archspec ([a-z][a-z-]*)(.*)$")
@@ -70,7 +71,8 @@ def invocations(text: str):
         match = INVOCATION.match(line.strip())
         if match:
             words = match.group(2).split(" #")[0].split()
-            yield match.group(1), [w.split("=")[0] for w in words if re.fullmatch(r"--?[a-zA-Z][\w-]*(=.*)?", w)]
+            options = [w for w in words if re.fullmatch(r"--?[a-zA-Z][\w-]*(=.*)?", w)]
+            yield match.group(1), [w.split("=")[0] for w in options]
 
 
 def test_every_documented_command_and_option_exists():

@@ -83,9 +83,8 @@ def generate() -> str:
 
 
 def _function(name: str, fn) -> list[str]:
-    target = fn
-    return [f"### `archspec.{name}`", "", "```python", f"archspec.{name}{_signature(target)}", "```", "",
-            _doc(target), ""]
+    return [f"### `archspec.{name}`", "", "```python", f"archspec.{name}{_signature(fn)}", "```", "",
+            _doc(fn), ""]
 
 
 def _signature(fn) -> str:
