@@ -5,6 +5,7 @@ import os
 import shutil
 import stat
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -98,3 +99,29 @@ def test_to_networkx_mirrors_the_graph(net_graph):
     assert sorted(dag.predecessors(add.name)) == sorted(add.inputs)
     assert dag.edges["layer2.0.downsample.1", add.name]["shape"] == (128, 28, 28)
     assert dag.nodes["fc"]["node"] is net_graph.nodes["fc"]
+
+
+def dot_children() -> list:
+    """`dot` processes this test process started that still exist (running or unreaped)."""
+    found = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+            comm = stat_file.read_text().split("(", 1)[1].rsplit(")", 1)[0]
+        except (OSError, IndexError):
+            continue
+        if comm == "dot" and int(fields[1]) == os.getpid():
+            found.append(stat_file.parent.name)
+    return found
+
+
+@needs_dot
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_dot_past_its_time_is_stopped(net_graph):
+    """graphviz's pipe has no timeout: render's deadline stops dot (killed and reaped, not
+    left running) and says what to do; a full-depth DenseNet-201 once kept dot busy > 10 min."""
+    drawing = diagram.draw(net_graph)
+    with pytest.raises(diagram.DiagramError, match=r"longer than 0.001 s; draw fewer levels with --depth"):
+        diagram.render(drawing, "svg", timeout=0.001)
+    assert dot_children() == []
+    assert diagram.render(drawing, "svg").startswith(b"<?xml")  # the alarm is off again

@@ -12,11 +12,15 @@ its stages and blocks, not 500 ops.
 
 The drawing is a `graphviz.Digraph` (the graphviz package, imported only when drawing: it
 quotes ids and values); DOT is its source, other formats are what Graphviz's real `dot`
-program renders through `Digraph.pipe`, and every file goes through archspec.io.
+program renders through `graphviz.pipe` (bytes, within `DOT_TIMEOUT_S`), and every file goes
+through archspec.io.
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
+import signal
+import threading
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -29,6 +33,7 @@ from archspec.ops import OPS
 FORMATS = ("svg", "png", "pdf", "dot")
 DIRECTIONS = ("TB", "LR")
 BUDGET = 150  # the most `cost` the automatic depth allows (unless even depth 0 exceeds it)
+DOT_TIMEOUT_S = 600
 
 _FONT = "Helvetica"
 _SMALL = '<FONT POINT-SIZE="8" COLOR="#555555">{}</FONT>'
@@ -449,18 +454,49 @@ def find_dot() -> str:
     return exe
 
 
-def render(drawing, fmt: str) -> bytes:
-    """`drawing` (a graphviz.Digraph) rendered by `dot` to `fmt`, as bytes (nothing on disk)."""
+def render(drawing, fmt: str, timeout: float = DOT_TIMEOUT_S) -> bytes:
+    """`drawing` (a graphviz.Digraph) rendered by `dot` to `fmt`, as bytes (nothing on disk).
+    `dot` is stopped after `timeout` seconds (from the main thread; a big net drawn to full
+    depth can keep it busy for an hour)."""
     import graphviz
 
     try:
-        return drawing.pipe(format=fmt, quiet=True)
+        with _deadline(timeout):
+            # graphviz.pipe, not Digraph.pipe: it runs dot through subprocess.run, which kills
+            # dot when the deadline interrupts it (Digraph.pipe's Popen would leave it running)
+            return graphviz.pipe("dot", fmt, drawing.source.encode(), quiet=True)
+    except _Overtime:
+        raise DiagramError(f"dot took longer than {timeout:g} s; draw fewer levels with --depth") from None
     except graphviz.ExecutableNotFound:
         raise DiagramError(_NO_DOT) from None
     except graphviz.CalledProcessError as exc:
         reason = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
         raise DiagramError(f"dot failed (exit {exc.returncode})"
                            + (f": {reason[0]}" if reason else "")) from None
+
+
+class _Overtime(Exception):
+    """Raised by the SIGALRM handler of `_deadline`."""
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float):
+    """Raise _Overtime in the block after `seconds` (graphviz's pipe takes no timeout). Signals
+    reach only the main thread: elsewhere the block runs without a limit."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expire(signum, frame):
+        raise _Overtime
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def write(drawing, path) -> None:
