@@ -4,8 +4,10 @@
     graph = archspec.expand(spec)                     # flat graph of primitive ops, shapes inferred
     report = archspec.analyze(graph)                  # params, MACs, memory, receptive field
     model = archspec.build(spec)                      # torch.fx GraphModule (imports torch)
+    archspec.export(spec, "r50.onnx")                 # verified ONNX file (imports torch, onnx)
 
-The static path (load/expand/analyze) never imports torch or onnx.
+The static path (load/loads/expand/analyze) never imports torch or onnx. docs/api.md is
+generated from this module's docstrings (archspec/report/apidoc.py).
 """
 from __future__ import annotations
 
@@ -42,5 +44,30 @@ def build(spec, *, force: bool = False, **kwargs):
     return _build(graph, **kwargs)
 
 
+def export(spec, path, *, force: bool = False, input_shape=None, **kwargs):
+    """Export a spec (a path, Spec or Graph) to one verified, self-contained ONNX file at
+    `path`, as `archspec export` does (the same `export_onnx`); returns its `ExportResult`
+    (`path`, `bytes`, `opset`, `input`/`output` as (name, dims, dtype), the verification
+    `report`; `.lines()` is what the command prints). Imports torch and onnx (the `onnx` extra).
+
+    `force=True` replaces an existing file (otherwise `archspec.io.OutputExists`); `input_shape`
+    overrides the input size of a spec path, like `--input`. Other keyword arguments go to
+    `archspec.compile.onnx_export.export_onnx`: `weights` (a state_dict or checkpoint file),
+    `opset`, `fp16`, `verify` (default True: checker, shape inference, ONNX Runtime against
+    PyTorch at batch 1, 2 and 5), `quantize="int8"`, `calibration`, `seed`.
+
+    Raises `ModelTooLarge` for a model that cannot be verified at batch 5 in this process's
+    memory, `SpecError` for an invalid spec or an op that cannot be exported faithfully, and
+    `ExportError` when a check fails; on any failure nothing is left at `path`."""
+    from archspec.compile.onnx_export import export_onnx
+    from archspec.compile.torch_fx import as_graph, refuse_unsafe_graph
+    from archspec.resources import check_fits
+
+    graph = as_graph(spec, input_shape)
+    refuse_unsafe_graph(graph)
+    check_fits(graph, 5, hint="use a smaller input_shape")  # verification runs batch 5
+    return export_onnx(graph, path, force=force, **kwargs)
+
+
 __all__ = ["SpecError", "ModelTooLarge", "Spec", "Graph", "Report", "load", "loads", "expand", "analyze",
-           "build"]
+           "build", "export"]

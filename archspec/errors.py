@@ -75,11 +75,11 @@ class Location:
     """A place in a file: 1-based line and column; `end_line`/`end_col` (exclusive) give the
     range of the key or value when known (editors underline it)."""
 
-    file: str
-    line: int
-    col: int
-    end_line: int | None = None
-    end_col: int | None = None
+    file: str  # the spec file as given
+    line: int  # 1-based
+    col: int  # 1-based
+    end_line: int | None = None  # end of the key or value, when known
+    end_col: int | None = None  # exclusive
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}"
@@ -93,8 +93,10 @@ UNKNOWN = Location("<spec>", 1, 1)
 
 
 class SpecError(Exception):
-    """A problem with a user's spec: what, where (`loc`), which rule (`code`) and, optionally,
-    how to fix it (`hint`)."""
+    """A problem with a user's spec: what (`message`), where (`loc`, a Location or None),
+    which rule (`code`, 'AS201'; docs/errors.md) and, optionally, how to fix it (`hint`).
+    `errors` lists the problems (just this one here; all of them in `SpecErrors`); `str()` is
+    the line the CLI prints, `file:line:col: error: message [code]` and `  hint: ...`."""
 
     def __init__(self, message: str, loc: Location | None = None, hint: str | None = None,
                  code: str = "AS203"):
@@ -130,7 +132,8 @@ class SpecError(Exception):
 class SpecErrors(SpecError):
     """Several independent problems in one spec, in source order. Behaves as the first one
     (message, loc, code) for code that wants a single error; `errors` lists them all and
-    `str()` prints them all, one after the other."""
+    `str()` prints them all, one after the other. `partial` is the part of the Graph that
+    could be built (or None), what `archspec check` and the language server still show."""
 
     def __init__(self, errors: list[SpecError], partial=None):
         errors = [e for err in errors for e in err.errors]

@@ -108,12 +108,12 @@ def test_collapsed_repeat_is_one_box_times_n(net, tmp_path):
 def test_inner_repetitions_fold_when_the_stage_is_expanded(net):
     dot = diagram.to_dot(graph_of(net), depth=1)
     # stage2.0 differs (stride 2, projection shortcut); stage2.1 and stage2.2 are identical.
-    assert '"block:stage2.0"' in dot
+    assert '"block/stage2.0"' in dot
     assert "stage2.1–2</B> basic ×2" in dot
     assert "16×32×32 · 4.67K params each" in dot or "params each" in dot
     # stage1's three repetitions are all identical: one ×3 box inside the stage1 cluster
     assert "stage1.0–2</B> basic ×3" in dot
-    assert '"cluster_stage1"' in dot and '"cluster_stage1.0"' not in dot
+    assert "subgraph cluster_stage1 {" in dot and "cluster_stage1.0" not in dot
 
 
 def test_branches_side_by_side_are_never_folded(write_spec):
@@ -132,24 +132,24 @@ layers:
         b: [{cr: {out: 4}}]
 """)
     dot = diagram.to_dot(graph_of(path), depth=2)
-    assert "fold:" not in dot and '"block:mix.a.0"' in dot and '"block:mix.b.0"' in dot
+    assert "fold/" not in dot and '"block/mix.a.0"' in dot and '"block/mix.b.0"' in dot
 
 
 def test_training_only_nodes_are_dashed(net):
     dot = diagram.to_dot(graph_of(net))
     line = next(x for x in dot.splitlines() if x.strip().startswith('"aux.2" ['))
     assert "dashed" in line
-    fc = next(x for x in dot.splitlines() if x.strip().startswith('"fc" ['))
+    fc = next(x for x in dot.splitlines() if x.strip().startswith('fc ['))
     assert "dashed" not in fc
-    assert re.search(r'"aux.1" -> "aux.2" \[label=" 32", style=dashed\]', dot)
-    assert '"io:output:aux.2"' in dot  # the head's output is drawn, dashed
+    assert re.search(r'"aux.1" -> "aux.2" \[label=" 32" style=dashed\]', dot)
+    assert '"io/output/aux.2"' in dot  # the head's output is drawn, dashed
 
 
 def test_edges_carry_shapes_and_direction(net):
     dot = diagram.to_dot(graph_of(net), direction="LR")
     assert "rankdir=LR" in dot
-    assert '"io:input" -> "stem.0" [label=" 3×32×32"]' in dot
-    assert '"fc" -> "io:output" [label=" 10"]' in dot
+    assert '"io/input" -> "stem.0" [label=" 3×32×32"]' in dot
+    assert 'fc -> "io/output" [label=" 10"]' in dot
 
 
 def test_input_override_changes_the_shapes(net, tmp_path):
@@ -213,7 +213,7 @@ def test_without_dot_on_path(net, tmp_path):
     dot = tmp_path / "net.dot"
     result = run_cli("graph", net, "-o", dot, env=env)
     assert result.returncode == 0, result.stderr
-    assert dot.read_text().startswith('digraph "tiny" {')
+    assert dot.read_text().startswith('digraph tiny {')
 
 
 @needs_dot

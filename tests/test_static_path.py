@@ -15,7 +15,8 @@ specs = sys.argv[1:]
 check = runner.invoke(app, ["check", *specs])
 report = runner.invoke(app, ["report", specs[0], "--format", "json"])
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "onnx", "onnxruntime", "torchvision"))
-print(json.dumps({"check": check.exit_code, "report": report.exit_code, "heavy": heavy,
+drawing = sorted(m for m in sys.modules if m.split(".")[0] in ("graphviz", "networkx"))
+print(json.dumps({"check": check.exit_code, "report": report.exit_code, "heavy": heavy, "drawing": drawing,
                   "out": check.output[-2000:]}))
 """
 
@@ -30,3 +31,5 @@ def test_check_and_report_every_zoo_spec_without_torch():
     assert probe["check"] == 0, probe["out"]
     assert probe["report"] == 0
     assert probe["heavy"] == [], f"static path imported {probe['heavy'][:5]}"
+    # graphviz and networkx are imported where a diagram is drawn or a DiGraph asked for
+    assert probe["drawing"] == [], f"check/report imported {probe['drawing'][:5]}"

@@ -39,7 +39,7 @@ def graph(spec: Path = typer.Argument(..., help="Spec file."),
     built = graph_or_exit(spec, input, allow_outside, sets=sets)
     chosen = diagram.default_depth(built) if depth is None else depth
     try:
-        diagram.write(diagram.to_dot(built, chosen, direction), output)
+        diagram.write(diagram.draw(built, chosen, direction), output)
     except diagram.DiagramError as exc:
         fail(str(exc), EXIT_USAGE)
     shown = "all levels" if chosen is None else f"depth {chosen}"

@@ -1,7 +1,7 @@
 """Static analysis of an expanded graph: parameters, MACs, memory and receptive field per
 node, with totals. Pure integer arithmetic — no torch.
 
-What is counted (docs/counting.md):
+What is counted (docs/format.md, "Counting conventions"):
 - params: every parameter element (weights and biases; BN's γ, β; not BN's running stats,
   which are buffers). `trainable_params` leaves out frozen ones (`trainable: false` layers,
   LeNet-5's fixed RBF prototypes).
@@ -40,20 +40,22 @@ CONVENTIONS = {
 
 @dataclass
 class LayerStats:
-    name: str
-    op: str
-    shape: list
-    inputs: list
-    params: int
-    trainable_params: int
-    macs: int
-    param_bytes: int
-    activation_bytes: int
+    """One row of the report: a primitive node of the graph and its figures, per sample."""
+
+    name: str  # the node's hierarchical name: 'layer1.0.conv1'
+    op: str  # the op: 'conv', 'relu', ...
+    shape: list  # output shape without the batch axis: [C, H, W]
+    inputs: list  # names of the nodes it reads ('input' for the network's input)
+    params: int  # parameters (0 for a tied layer: they are counted at its owner)
+    trainable_params: int  # parameters that train (`trainable: false` freezes a layer's)
+    macs: int  # multiply-accumulates against learned weights
+    param_bytes: int  # fp32 bytes of its parameters
+    activation_bytes: int  # fp32 bytes of its output
     receptive_field: list  # one size per spatial axis of the input: [L], [H, W], [D, H, W]
-    jump: list
-    line: int
-    training_only: bool = False
-    flops: int = 0
+    jump: list  # input positions between neighbouring outputs, per spatial axis
+    line: int  # the spec line the node comes from
+    training_only: bool = False  # in a training-only head (left out of `totals`)
+    flops: int = 0  # floating-point operations (docs/format.md, "Counting conventions")
     saved_bytes: int = 0  # what autograd keeps for this node first, at the report's batch and dtype
     tied_to: str | None = None  # the layer whose parameters this one uses
     rf_start: list = field(default_factory=list)  # centre of output position 0's field, per axis
@@ -64,16 +66,19 @@ class LayerStats:
 
 @dataclass
 class Report:
-    name: str
-    input: list
-    output: list
-    totals: dict
-    layers: list
-    warnings: list
-    training_only: dict = field(default_factory=dict)
-    outputs: dict = field(default_factory=dict)
-    memory: dict = field(default_factory=dict)
-    conventions: dict = field(default_factory=lambda: dict(CONVENTIONS))
+    """What `archspec report` shows, as data (`to_json()` is `report -f json`): totals of the
+    inference network, one `LayerStats` per node, memory at the analysed batch and dtype."""
+
+    name: str  # the spec's name
+    input: list  # input shape without the batch axis
+    output: list  # the main output's shape
+    totals: dict  # inference network: params, trainable_params, macs, flops, param_bytes, activation_bytes
+    layers: list  # LayerStats of every node, in graph order (training-only heads included)
+    warnings: list  # warning lines (`file:line:col: warning: ... [AS801]`)
+    training_only: dict = field(default_factory=dict)  # the same totals for the training-only heads
+    outputs: dict = field(default_factory=dict)  # output node -> shape: the main output, then extra outputs
+    memory: dict = field(default_factory=dict)  # batch, dtype, bytes_per_value, inference and training peaks
+    conventions: dict = field(default_factory=lambda: dict(CONVENTIONS))  # what macs and flops count, in words
 
     def to_json(self) -> dict:
         return {

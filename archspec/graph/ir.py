@@ -11,14 +11,16 @@ INPUT = "input"  # the name of the network's input everywhere in the graph
 
 @dataclass
 class Node:
+    """One primitive op of the expanded graph."""
+
     name: str  # hierarchical, unique: 'layer1.0.conv1'
-    op: str
+    op: str  # the op's name in the registry (`archspec.ops.OPS`): 'conv', 'add', ...
     params: object  # the op's validated OpParams
     inputs: tuple  # names of producing nodes (or INPUT)
     shape: tuple  # output shape without batch
-    src: Src
-    trainable: bool = True
-    training_only: bool = False
+    src: Src  # where in the spec it comes from (`node.loc` is its file:line:col)
+    trainable: bool = True  # false: its parameters are frozen (`trainable: false`)
+    training_only: bool = False  # part of a training-only head (`training_only: true`)
     blocks: tuple = ()  # enclosing block names, outermost first
     tie: str | None = None  # the node whose parameters this one uses (`tie`), never itself tied
 
@@ -55,14 +57,18 @@ class Diagnostic:
 
 @dataclass
 class Graph:
-    name: str
-    input_shape: tuple
+    """A spec expanded into primitive ops (`archspec.expand`), shapes inferred. `shape(name)`
+    gives a node's output shape, `consumers()` who reads each node, `to_networkx()` a
+    networkx DiGraph for graph algorithms."""
+
+    name: str  # the spec's name
+    input_shape: tuple  # without the batch axis: (C, H, W), (C, L) or (C, D, H, W)
     nodes: dict = field(default_factory=dict)  # name -> Node, in topological order
-    output: str = INPUT
+    output: str = INPUT  # the node whose output is the network's main output
     extra_outputs: list = field(default_factory=list)  # training-only heads, extra outputs
     blocks: dict = field(default_factory=dict)  # name -> BlockInfo
-    warnings: list = field(default_factory=list)
-    files: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)  # Diagnostic objects (AS8xx): valid, but probably not meant
+    files: list = field(default_factory=list)  # the spec file and every file it `extends`
 
     def shape(self, name: str) -> tuple:
         return self.input_shape if name == INPUT else self.nodes[name].shape

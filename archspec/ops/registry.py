@@ -83,9 +83,10 @@ class OpWarning(str):
 class Op:
     """Base class of a primitive op. Subclasses set `name`, `Params` and the rules they need.
 
-    Counting conventions (docs/counting.md): `params` counts every element of the op's
-    parameters (trainable or not); `frozen_params` is the part that is never trained (e.g.
-    LeNet-5's RBF prototypes); `macs` counts multiply-accumulates against learned weights.
+    Counting conventions (docs/format.md, "Counting conventions"): `params` counts every
+    element of the op's parameters (trainable or not); `frozen_params` is the part that is
+    never trained (e.g. LeNet-5's RBF prototypes); `macs` counts multiply-accumulates against
+    learned weights.
     """
 
     name: ClassVar[str]

@@ -10,13 +10,17 @@ Without an explicit depth, `default_depth` picks the deepest level whose drawing
 (boxes, clusters and edges beyond a chain) stays under `BUDGET`, so a 150-layer net shows
 its stages and blocks, not 500 ops.
 
-The DOT text is written here by hand (no Python graphviz package needed); other formats
-are produced by running Graphviz's real `dot` program.
+The drawing is a `graphviz.Digraph` (the graphviz package, imported only when drawing: it
+quotes ids and values); DOT is its source, other formats are what Graphviz's real `dot`
+program renders through `graphviz.pipe` (bytes, within `DOT_TIMEOUT_S`), and every file goes
+through archspec.io.
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
-import subprocess
+import signal
+import threading
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -135,7 +139,7 @@ def _layout(graph: Graph, tree: _Tree, depth: int | None) -> _Layout:
                 run.append(kid)
                 continue
             if len(run) >= 2:
-                item = f"fold:{run[0]}"
+                item = f"fold/{run[0]}"
                 fold_items[item] = (run, parent)
                 for member in run:
                     folds[member] = item
@@ -159,7 +163,7 @@ def _layout(graph: Graph, tree: _Tree, depth: int | None) -> _Layout:
                 groups = [b for b in chain[:depth] if len(tree.nodes[b]) > 1]
                 parent = groups[-1] if groups else None
             else:
-                item, kind, payload = f"block:{block}", "block", block
+                item, kind, payload = f"block/{block}", "block", block
         rep[node.name] = item
         if item not in items:
             items[item] = (kind, payload, parent, index)
@@ -190,7 +194,7 @@ def _edges(graph: Graph, layout: _Layout) -> dict:
     for node in graph.nodes.values():
         head = layout.rep[node.name]
         for source in node.inputs:
-            tail = "io:input" if source == INPUT else layout.rep[source]
+            tail = INPUT_ID if source == INPUT else layout.rep[source]
             if tail == head:
                 continue
             entry = edges.setdefault((tail, head), [[], True])
@@ -223,11 +227,21 @@ def default_depth(graph: Graph, budget: int = BUDGET) -> int | None:
     return best
 
 
-# ---- DOT text ----------------------------------------------------------------------------
+# ---- the drawing ---------------------------------------------------------------------------
+
+# Ids of the items that are not nodes of the graph. Names never contain '/' (archspec/names.py),
+# so these cannot clash with a node's name; ':' is avoided because graphviz's `edge()` reads it
+# as a port separator.
+INPUT_ID = "io/input"
+OUTPUT_ID = "io/output"
 
 
-def to_dot(graph: Graph, depth: int | None = None, direction: str = "TB") -> str:
-    """The diagram as DOT source. `depth=None` draws every block expanded."""
+def draw(graph: Graph, depth: int | None = None, direction: str = "TB"):
+    """The diagram as a `graphviz.Digraph` (blocks as clusters); `depth=None` draws every
+    block expanded. The graphviz package quotes ids and attribute values; labels that are
+    Graphviz HTML (`<...>`) are built here with every user text escaped."""
+    import graphviz  # not on the check/report path
+
     if direction not in DIRECTIONS:
         raise DiagramError(f"direction must be one of {', '.join(DIRECTIONS)}. Received: '{direction}'")
     if depth is not None and depth < 0:
@@ -237,19 +251,21 @@ def to_dot(graph: Graph, depth: int | None = None, direction: str = "TB") -> str
     report = analyze(graph)
     stats = {s.name: s for s in report.layers}
 
-    out = [f"digraph {_q(graph.name)} {{"]
     title = (f"<<B>{escape(graph.name)}</B>  {_shape(graph.input_shape)} → "
              f"{_shape(graph.shape(graph.output))} · {_count(report.totals['params'])} params · "
              f"{_count(report.totals['macs'])} MACs>")
-    out.append(f'  graph [rankdir={direction}, fontname="{_FONT}", fontsize=12, labelloc=t, '
-               f'label={title}, nodesep=0.25, ranksep=0.28, newrank=true, compound=true, '
-               f'outputorder=edgesfirst];')
-    out.append(f'  node [shape=box, style="rounded,filled", fontname="{_FONT}", fontsize=10, '
-               f'height=0.3, margin="0.10,0.04", color="#666666", penwidth=0.8, fillcolor="{_FILL_OTHER}"];')
-    out.append(f'  edge [fontname="{_FONT}", fontsize=8, fontcolor="#555555", color="#777777", '
-               f'arrowsize=0.6, penwidth=0.8];')
-    out.append(f'  {_q("io:input")} [shape=oval, style=filled, fillcolor=white, '
-               f'label=<<B>input</B><BR/>{_SMALL.format(_shape(graph.input_shape))}>];')
+    drawing = graphviz.Digraph(
+        name=graph.name,
+        graph_attr={"rankdir": direction, "fontname": _FONT, "fontsize": "12", "labelloc": "t",
+                    "label": title, "nodesep": "0.25", "ranksep": "0.28", "newrank": "true",
+                    "compound": "true", "outputorder": "edgesfirst"},
+        node_attr={"shape": "box", "style": "rounded,filled", "fontname": _FONT, "fontsize": "10",
+                   "height": "0.3", "margin": "0.10,0.04", "color": "#666666", "penwidth": "0.8",
+                   "fillcolor": _FILL_OTHER},
+        edge_attr={"fontname": _FONT, "fontsize": "8", "fontcolor": "#555555", "color": "#777777",
+                   "arrowsize": "0.6", "penwidth": "0.8"})
+    drawing.node(INPUT_ID, f"<<B>input</B><BR/>{_SMALL.format(_shape(graph.input_shape))}>",
+                 shape="oval", style="filled", fillcolor="white")
 
     by_parent: dict = {}
     for item, (kind, payload, parent, index) in layout.items.items():
@@ -257,42 +273,46 @@ def to_dot(graph: Graph, depth: int | None = None, direction: str = "TB") -> str
     for block in layout.clusters:
         by_parent.setdefault(tree.parent[block], []).append((tree.first[block], "cluster", block))
 
-    def emit(parent, indent):
+    def emit(parent, into):
         for _, what, key in sorted(by_parent.get(parent, [])):
             if what == "item":
-                out.append(indent + _item(graph, tree, stats, key, layout.items[key]))
+                _item(into, graph, tree, stats, key, layout.items[key])
                 continue
             level = tree.depth[key]
             all_aux = all(graph.nodes[n].training_only for n in tree.nodes[key])
-            style = '"rounded,filled,dashed"' if all_aux else '"rounded,filled"'
-            out.append(f"{indent}subgraph {_q('cluster_' + key)} {{")
-            out.append(f'{indent}  label=<{_block_title(graph, key)}>; labeljust=l; style={style}; '
-                       f'fillcolor="{_CLUSTER_FILLS[(level - 1) % len(_CLUSTER_FILLS)]}"; '
-                       f'color="#9aa5b8"; fontsize=10; margin=8;')
-            emit(key, indent + "  ")
-            out.append(f"{indent}}}")
+            with into.subgraph(name="cluster_" + key, graph_attr={
+                    "label": f"<{_block_title(graph, key)}>", "labeljust": "l",
+                    "style": "rounded,filled,dashed" if all_aux else "rounded,filled",
+                    "fillcolor": _CLUSTER_FILLS[(level - 1) % len(_CLUSTER_FILLS)],
+                    "color": "#9aa5b8", "fontsize": "10", "margin": "8"}) as cluster:
+                emit(key, cluster)
 
-    emit(None, "  ")
+    emit(None, drawing)
 
     edges = _edges(graph, layout)
     sinks = [graph.output] + [o for o in graph.extra_outputs if o != graph.output]
     for number, name in enumerate(sinks):
-        sink = "io:output" if number == 0 else f"io:output:{name}"
+        sink = OUTPUT_ID if number == 0 else f"{OUTPUT_ID}/{name}"
         aux = name != graph.output and name in graph.nodes and graph.nodes[name].training_only
         text = "output" if number == 0 else f"output {escape(name)}"
-        dashed = ", style=\"filled,dashed\"" if aux else ""
-        out.append(f"  {_q(sink)} [shape=oval, style=filled, fillcolor=white{dashed}, "
-                   f"label=<<B>{text}</B><BR/>{_SMALL.format(_shape(graph.shape(name)))}>];")
-        tail = "io:input" if name == INPUT else layout.rep[name]
+        drawing.node(sink, f"<<B>{text}</B><BR/>{_SMALL.format(_shape(graph.shape(name)))}>",
+                     shape="oval", style="filled,dashed" if aux else "filled", fillcolor="white")
+        tail = INPUT_ID if name == INPUT else layout.rep[name]
         edges[(tail, sink)] = [[_shape(graph.shape(name))], aux]
     for (tail, head), (labels, aux) in edges.items():
-        style = ", style=dashed" if aux else ""
-        out.append(f"  {_q(tail)} -> {_q(head)} [label={_q(' ' + ', '.join(labels))}{style}];")
-    out.append("}")
-    return "\n".join(out) + "\n"
+        drawing.edge(tail, head, label=" " + ", ".join(labels), style="dashed" if aux else None)
+    return drawing
 
 
-def _item(graph, tree, stats, item, spec) -> str:
+def to_dot(graph: Graph, depth: int | None = None, direction: str = "TB") -> str:
+    """The diagram as DOT source (what `archspec graph -o net.dot` writes)."""
+    return draw(graph, depth, direction).source
+
+
+def _item(into, graph, tree, stats, item, spec) -> None:
+    """Add the box for one layout item (an op, a collapsed block or a fold) to `into`."""
+    import graphviz
+
     kind, payload, _, _ = spec
     if kind == "node":
         node = graph.nodes[payload]
@@ -311,10 +331,11 @@ def _item(graph, tree, stats, item, spec) -> str:
             fill = _FILL_WINDOW
         else:
             fill = _FILL_OTHER
-        style = ', style="rounded,filled,dashed"' if node.training_only else ""
         tip = f"{node.name} ({node.op}) {_shape(node.shape)}, {stat.params:,} params — {node.loc}"
-        return (f'{_q(item)} [label=<{head}<BR/>{_SMALL.format(detail)}>, fillcolor="{fill}"{style}, '
-                f"tooltip={_q(tip)}];")
+        into.node(item, f"<{head}<BR/>{_SMALL.format(detail)}>", fillcolor=fill,
+                  style="rounded,filled,dashed" if node.training_only else None,
+                  tooltip=graphviz.escape(tip))  # a path in the location: backslashes are literal
+        return
     blocks = payload if kind == "fold" else [payload]
     names = [n for b in blocks for n in tree.nodes[b]]
     params = sum(stats[n].params for n in names)
@@ -332,10 +353,10 @@ def _item(graph, tree, stats, item, spec) -> str:
             f"{_shape(graph.shape(last))}"
         shape = "box3d" if _repeat(graph, block) > 1 else "box"
     aux = all(graph.nodes[n].training_only for n in names)
-    style = "filled,dashed" if aux else "filled"
     tip = f"{_span(blocks)} ({_kind(graph, block)}): {len(names)} ops, {params:,} params"
-    return (f'{_q(item)} [shape={shape}, style="{style}", fillcolor="{_FILL_BLOCK}", '
-            f"label=<{title}<BR/>{_SMALL.format(detail)}>, tooltip={_q(tip)}];")
+    into.node(item, f"<{title}<BR/>{_SMALL.format(detail)}>", shape=shape,
+              style="filled,dashed" if aux else "filled", fillcolor=_FILL_BLOCK,
+              tooltip=graphviz.escape(tip))
 
 
 def _block_title(graph, block) -> str:
@@ -409,10 +430,6 @@ def _count(n: int) -> str:
     return str(n)
 
 
-def _q(text: str) -> str:
-    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-
-
 # ---- rendering -----------------------------------------------------------------------------
 
 
@@ -425,31 +442,67 @@ def output_format(path) -> str:
     return suffix
 
 
+_NO_DOT = ("Graphviz's 'dot' program is not on PATH, so only .dot output works; "
+           "install Graphviz (e.g. apt install graphviz) or write '-o net.dot'")
+
+
 def find_dot() -> str:
+    """The path of Graphviz's `dot`, or DiagramError with the install hint."""
     exe = shutil.which("dot")
     if exe is None:
-        raise DiagramError("Graphviz's 'dot' program is not on PATH, so only .dot output works; "
-                           "install Graphviz (e.g. apt install graphviz) or write '-o net.dot'")
+        raise DiagramError(_NO_DOT)
     return exe
 
 
-def write(dot_text: str, path) -> None:
-    """Write the diagram to `path` (through archspec.io: atomically, devices in place) in the
-    format its extension names. `dot` renders to a pipe, so that only archspec.io touches
-    the disk (and reports a full one plainly)."""
-    fmt = output_format(path)
-    if fmt == "dot":
-        write_bytes(path, dot_text.encode())
-        return
-    exe = find_dot()
+def render(drawing, fmt: str, timeout: float = DOT_TIMEOUT_S) -> bytes:
+    """`drawing` (a graphviz.Digraph) rendered by `dot` to `fmt`, as bytes (nothing on disk).
+    `dot` is stopped after `timeout` seconds (from the main thread; a big net drawn to full
+    depth can keep it busy for an hour)."""
+    import graphviz
+
     try:
-        proc = subprocess.run([exe, f"-T{fmt}"], input=dot_text.encode(), capture_output=True,
-                              timeout=DOT_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        raise DiagramError(f"dot took longer than {DOT_TIMEOUT_S} s; draw fewer levels with "
-                           "--depth") from None
-    if proc.returncode != 0:
-        reason = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise DiagramError(f"dot failed (exit {proc.returncode})"
-                           + (f": {reason[0]}" if reason else ""))
-    write_bytes(path, proc.stdout)
+        with _deadline(timeout):
+            # graphviz.pipe, not Digraph.pipe: it runs dot through subprocess.run, which kills
+            # dot when the deadline interrupts it (Digraph.pipe's Popen would leave it running)
+            return graphviz.pipe("dot", fmt, drawing.source.encode(), quiet=True)
+    except _Overtime:
+        raise DiagramError(f"dot took longer than {timeout:g} s; draw fewer levels with --depth") from None
+    except graphviz.ExecutableNotFound:
+        raise DiagramError(_NO_DOT) from None
+    except graphviz.CalledProcessError as exc:
+        reason = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
+        raise DiagramError(f"dot failed (exit {exc.returncode})"
+                           + (f": {reason[0]}" if reason else "")) from None
+
+
+class _Overtime(Exception):
+    """Raised by the SIGALRM handler of `_deadline`."""
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float):
+    """Raise _Overtime in the block after `seconds` (graphviz's pipe takes no timeout). Signals
+    reach only the main thread: elsewhere the block runs without a limit."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expire(signum, frame):
+        raise _Overtime
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def write(drawing, path) -> None:
+    """Write `drawing` (from `draw`) to `path` in the format its extension names. Every format
+    goes through archspec.io's `write_bytes` (atomically, a new file with the mode `open()`
+    gives, devices in place): DOT is the source, the rest what `dot` pipes back."""
+    fmt = output_format(path)
+    data = drawing.source.encode() if fmt == "dot" else render(drawing, fmt)
+    write_bytes(path, data)

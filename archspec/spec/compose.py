@@ -51,15 +51,15 @@ class Template:
 class Spec:
     """A validated spec, ready to build: everything the graph builder needs, with sources."""
 
-    name: str
-    input: tuple
+    name: str  # the spec's `name`
+    input: tuple  # input shape without the batch axis, after `input_override` and `--set`
     vars: dict  # name -> (value, Src)
     templates: dict  # name -> Template
-    layers: list
-    layers_src: Src
+    layers: list  # the `layers` entries as written (expanded by `archspec.expand`)
+    layers_src: Src  # where `layers` is in the file
     src: Src  # the root of the (most derived) document
-    description: str = ""
-    files: list = field(default_factory=list)
+    description: str = ""  # the spec's `description`
+    files: list = field(default_factory=list)  # the spec file and every file it `extends`
     set_vars: dict = field(default_factory=dict)  # name -> value text, for variables set by --set
 
 
@@ -73,14 +73,24 @@ class VarOverrideError(SpecError):
 
 def load_spec(path, *, allow_outside: bool = False, input_override: tuple | None = None,
               var_overrides: dict | None = None) -> Spec:
-    """Load, validate and resolve a spec file. `var_overrides` maps variable names to value
-    text (`{"width": "1.1"}`, from `--set width=1.1`), parsed as YAML scalars."""
+    """Load, validate and resolve a spec file (`archspec.load`); the static path, no torch.
+
+    `input_override` replaces the input shape, without the batch axis, like `--input`:
+    `(3, 240, 240)`. `var_overrides` maps variable names to value text, like `--set`:
+    `{"width": "1.1"}` for `--set width=1.1`; each value is read as one YAML scalar, and a
+    name the spec does not declare is an error (AS210). `allow_outside=True` lets `extends`
+    leave the spec's project (the nearest directory above it with pyproject.toml or .git; the
+    spec's own directory outside any project), like `--allow-outside`. Raises a located
+    `SpecError` for an invalid file."""
     doc = load_file(path)
     spec = _compose(doc, spec_root(Path(path).resolve().parent), allow_outside, input_override, depth=0)
     return _finish(spec, var_overrides)
 
 
 def load_spec_text(text: str, file: str = "<spec>", base_dir=".", **kwargs) -> Spec:
+    """Load a spec from YAML text (`archspec.loads`): `file` is the name errors give,
+    `base_dir` the directory a relative `extends` starts from. Keyword arguments as for
+    `load_spec`: `allow_outside`, `input_override`, `var_overrides`."""
     doc = load_text(text, file)
     spec = _compose(doc, spec_root(Path(base_dir).resolve()), kwargs.get("allow_outside", False),
                     kwargs.get("input_override"), depth=0)
@@ -213,7 +223,8 @@ def _load_base(rel: str, doc: Doc, root: "Root", allow_outside: bool, depth: int
     if not allow_outside and not _may_extend(target, root):
         raise where.error(f"'extends: {rel}' leaves the spec's directory tree ({root.path}"
                           f"{', its project' if root.project else ''})",
-                          hint="move the base spec inside that tree (a .yaml file), or pass --allow-outside",
+                          hint="move the base spec inside that tree (a .yaml file), or, for a spec you "
+                               "trust, pass --allow-outside (allow_outside=True from Python)",
                           code="AS308")
     if target in seen:
         raise where.error(f"'extends' forms a cycle: {' -> '.join(p.name for p in seen + (target,))}",
