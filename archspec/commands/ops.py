@@ -112,10 +112,9 @@ def _describe_text(doc: dict) -> str:
         if (low, high) != (1, 1):
             facts.append(("inputs", f"{low} to {high}" if high != low else str(low)))
         facts += [("FLOPs", doc["flops"]), ("saved for backward", doc["saved_for_backward"]), ("ONNX", doc["onnx"])]
-    label_w = max(len(label) for label, _ in facts) + 2
     for label, value in facts:
         if value:
-            lines += para(f"{(label + ':').ljust(label_w)}{value}", hanging=" " * label_w)
+            lines += para(f"{(label + ':').ljust(7)} {value}", hanging=" " * 8)
     for note in doc.get("notes", []):
         lines += ["", *para(note)]
     lines += ["", "settings (key, default, type — meaning):" if doc["settings"] else "settings: none"]
