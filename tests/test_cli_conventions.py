@@ -301,3 +301,15 @@ def test_check_summary_counts_as_the_full_analysis():
         assert result.graph is not None, path
         summary, totals = result.to_json()["summary"], analyze(result.graph).totals
         assert (summary["params"], summary["macs"]) == (totals["params"], totals["macs"]), path
+
+
+def test_the_editor_shows_the_same_settings_as_the_reference():
+    from archspec.lsp import registry_docs
+    from archspec.report.reference import settings
+
+    for name in [*OPS, *BLOCKS]:
+        owner = OPS.get(name) or BLOCKS[name]
+        rows = settings(type(owner).Params, {}, getattr(owner, "nested", ()))
+        shown = registry_docs.settings(name)
+        assert [(s.key, s.type, s.default, s.required) for s in shown] == \
+            [(r["key"], r["type"], default_text(r, "`"), r["required"]) for r in rows], name
