@@ -118,8 +118,9 @@ def run(model: Path = typer.Argument(..., help="An .onnx file, or a spec (export
         sets: Optional[List[str]] = set_option()):
     """Run a model with ONNX Runtime: an .onnx file, or a spec.
 
-    A spec is exported on the fly first. Prints the outputs (top-k classes per sample) and the execution provider that actually ran.
-    An .onnx file needs only ONNX Runtime and NumPy (no torch)."""
+    A spec is exported on the fly first. Prints the outputs (top-k classes per sample) and the
+    execution provider that actually ran. An .onnx file needs only ONNX Runtime and NumPy (no
+    torch)."""
     from archspec.cli import EXIT_USAGE, _existing, fail
     from archspec.extras import require
 
