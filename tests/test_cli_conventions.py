@@ -313,3 +313,28 @@ def test_the_editor_shows_the_same_settings_as_the_reference():
         shown = registry_docs.settings(name)
         assert [(s.key, s.type, s.default, s.required) for s in shown] == \
             [(r["key"], r["type"], default_text(r, "`"), r["required"]) for r in rows], name
+
+
+def test_only_check_and_report_run_without_the_garbage_collector():
+    """`main` pauses the cyclic collector for a fast start; any other command (the language
+    server runs for hours) gets it back before it runs."""
+    import gc
+
+    from typer.main import get_command
+
+    from archspec import cli
+
+    group = get_command(cli.app)
+    ctx = group.context_class(group)
+    gc.disable()
+    cli._gc_paused[0] = True
+    try:
+        group.resolve_command(ctx, ["check", "x.yaml"])
+        group.resolve_command(ctx, ["report", "x.yaml"])
+        assert not gc.isenabled()
+        assert group.resolve_command(ctx, ["lsp"])[0] == "lsp"
+        assert gc.isenabled() and not cli._gc_paused[0]
+    finally:
+        gc.unfreeze()
+        gc.enable()
+        cli._gc_paused[0] = False
