@@ -338,3 +338,13 @@ def test_only_check_and_report_run_without_the_garbage_collector():
         gc.unfreeze()
         gc.enable()
         cli._gc_paused[0] = False
+
+
+@pytest.mark.parametrize("name", sorted([*OPS, *BLOCKS]))
+def test_every_op_and_block_has_a_shape_rule_and_an_example(name):
+    from archspec.commands.ops import describe
+
+    doc = describe(name)
+    assert doc["input"] and doc["output"], f"{name}: its docstring needs 'Input shape: … Output shape: …'"
+    assert doc["examples"], f"{name}: its docstring needs a ```yaml example"
+    json.dumps(doc)  # a JSON document as it is
