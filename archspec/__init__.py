@@ -6,19 +6,43 @@
     model = archspec.build(spec)                      # torch.fx GraphModule (imports torch)
     archspec.export(spec, "r50.onnx")                 # verified ONNX file (imports torch, onnx)
 
-The static path (load/loads/expand/analyze) never imports torch or onnx. docs/api.md is
-generated from this module's docstrings (archspec/report/apidoc.py).
+The static path (load/loads/expand/analyze) never imports torch or onnx. The names below are
+imported on first use (PEP 562), so `import archspec` — and the command line, which starts
+with it — costs only what a command needs. docs/api.md is generated from this module's
+docstrings (archspec/report/apidoc.py).
 """
 from __future__ import annotations
 
+import importlib
+
 __version__ = "0.1.0"
 
-from archspec.errors import SpecError
-from archspec.graph.analyze import Report, analyze
-from archspec.graph.build import build_graph as expand
-from archspec.graph.ir import Graph
-from archspec.resources import ModelTooLarge
-from archspec.spec.compose import Spec, load_spec as load, load_spec_text as loads
+# public name -> (module, attribute): loaded on first access, then cached in the module
+_LAZY = {
+    "SpecError": ("archspec.errors", "SpecError"),
+    "ModelTooLarge": ("archspec.resources", "ModelTooLarge"),
+    "Spec": ("archspec.spec.compose", "Spec"),
+    "Graph": ("archspec.graph.ir", "Graph"),
+    "Report": ("archspec.graph.analyze", "Report"),
+    "load": ("archspec.spec.compose", "load_spec"),
+    "loads": ("archspec.spec.compose", "load_spec_text"),
+    "expand": ("archspec.graph.build", "build_graph"),
+    "analyze": ("archspec.graph.analyze", "analyze"),
+}
+
+
+def __getattr__(name: str):
+    try:
+        module, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'archspec' has no attribute '{name}'") from None
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def build(spec, *, force: bool = False, **kwargs):

@@ -33,9 +33,9 @@ class CheckResult:
         graph = self.graph
         summary = None
         if graph is not None:
-            from archspec.graph.analyze import analyze
+            from archspec.graph.counts import totals as network_totals
 
-            totals = analyze(graph).totals
+            totals = network_totals(graph)
             summary = {"name": graph.name, "ops": len(graph.nodes), "params": totals["params"],
                        "macs": totals["macs"], "output": list(graph.shape(graph.output))}
         return {"file": self.file, "ok": self.ok,

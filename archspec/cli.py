@@ -1,5 +1,7 @@
-"""The `archspec` command line. Heavy imports (torch, onnx, graphviz) live inside the
-commands that need them, so `check` and `report` start fast and never import torch.
+"""The `archspec` command line. `check` and `report` are defined here; every other command
+lives in a module of archspec/commands/ that is imported only when that command runs (or
+`--help` lists it), and heavy imports (torch, onnx, graphviz) live inside the commands that
+need them, so `check` and `report` start fast and never import torch.
 
 Exit codes: 0 ok, 1 the spec is invalid, 2 usage or environment error (including a file that
 cannot be written, a closed or full standard output, a model too large for this machine's
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import io
 import json
 import os
@@ -19,21 +22,55 @@ from typing import List, Optional
 import typer
 from typer.core import TyperGroup
 
+import archspec
+from archspec.commands import COMMANDS
 from archspec.commands.options import set_option
 from archspec.errors import SpecError
 
 EXIT_INVALID, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
 
+# Help is plain text, wrapped by click: paragraphs of docstrings reflow to the terminal's
+# width, flags show no type label, and nothing in a help string is read as markup.
+TYPER_SETTINGS = dict(rich_markup_mode=None, pretty_exceptions_enable=False)
+
 
 class GuardedGroup(TyperGroup):
     """The last line of defence: whatever a command lets escape ends as one line on stderr and
-    a documented exit code, never a traceback (see `guard`)."""
+    a documented exit code, never a traceback (see `guard`).
+
+    Commands of archspec/commands/ are loaded on demand: `list_commands` names them from
+    `COMMANDS` without importing anything, `get_command` imports the one module asked for."""
 
     def invoke(self, ctx):
         if sys.stdout is None:  # started with standard output closed (`>&-`): printing must fail
             sys.stdout = _ClosedOutput()
         with guard():
             return super().invoke(ctx)
+
+    def resolve_command(self, ctx, args):
+        name, command, rest = super().resolve_command(ctx, args)
+        if name not in BRIEF_COMMANDS:
+            _resume_gc()
+        return name, command, rest
+
+    def list_commands(self, ctx) -> list[str]:
+        return [*super().list_commands(ctx), *(name for name in COMMANDS if name not in self.commands)]
+
+    def get_command(self, ctx, name: str):
+        if name not in self.commands and name in COMMANDS:
+            self._load(COMMANDS[name])
+        return super().get_command(ctx, name)
+
+    def _load(self, module_name: str) -> None:
+        """Import archspec/commands/<module_name>.py and add the commands it registers."""
+        import importlib
+
+        from typer.main import get_group
+
+        family = typer.Typer(**TYPER_SETTINGS)
+        importlib.import_module(f"archspec.commands.{module_name}").register(family)
+        for name, command in get_group(family).commands.items():
+            self.commands.setdefault(name, command)
 
 
 class _ClosedOutput(io.TextIOBase):
@@ -47,9 +84,23 @@ class _ClosedOutput(io.TextIOBase):
         raise OSError(errno.EBADF, "it is closed")
 
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  cls=GuardedGroup, help="Check, report, draw and compile CNN architectures written as YAML.")
+app = typer.Typer(no_args_is_help=True, cls=GuardedGroup, **TYPER_SETTINGS)
 _current_spec: list = [None]  # the spec being worked on, for the internal-error line
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"archspec {archspec.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(version: bool = typer.Option(False, "--version", "-V", is_eager=True, callback=_print_version,
+                                              help="Print the version and exit.")):
+    """Check, report, draw and compile CNN architectures written as YAML.
+
+    Exit codes: 0 ok, 1 an invalid spec, 2 a usage or environment error, 3 a bug in archspec.
+    `archspec COMMAND --help` describes a command."""
 
 
 @contextlib.contextmanager
@@ -227,17 +278,18 @@ def physical_memory() -> Optional[int]:
 
 
 @app.command()
-def check(specs: List[Path] = typer.Argument(..., help="Spec files to check."),
+def check(specs: List[Path] = typer.Argument(..., metavar="SPEC", help="Spec files to check."),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="Print errors only (no warnings, "
                                                                    "no summary lines)."),
-          format: str = typer.Option("text", "--format", "-f", help="text, or json: one document "
-                                                                     "listing every file's errors and "
-                                                                     "warnings."),
+          format: str = typer.Option("text", "--format", "-f", metavar="text|json",
+                                     help="text, or json: one document listing every file's errors "
+                                          "and warnings."),
           allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's project."),
           sets: Optional[List[str]] = set_option()):
-    """Validate specs: schema, references and every shape. Reports every independent error of
-    each file (with its code), not just the first. Exit 1 if any spec is invalid (2 if a --set
-    names no variable of a spec)."""
+    """Validate specs: schema, references and every shape.
+
+    Reports every independent error of each file (with its code), not just the first. Exit 1
+    if any spec is invalid (2 if a --set names no variable of a spec)."""
     from archspec.check import check_file
 
     if format not in ("text", "json"):
@@ -318,8 +370,11 @@ def report(spec: Path = typer.Argument(..., metavar="SPEC", help="The spec file 
            allow_outside: bool = typer.Option(False, "--allow-outside",
                                               help="Let 'extends' leave the spec's directory."),
            sets: Optional[List[str]] = set_option()):
-    """Per-layer output shape, parameters, MACs (and FLOPs), memory and receptive field, with
-    totals; inference peak and training memory at --batch and --dtype."""
+    """Per-layer shapes, parameters, MACs, memory and receptive fields.
+
+    One row per layer (or per block with --depth) with output shape, parameters, MACs (and
+    FLOPs), memory and receptive field, then totals; inference peak and training memory at
+    --batch and --dtype."""
     from archspec.report.command import ReportOptions, run
 
     _memory_options(batch, dtype, optimizer)
@@ -342,42 +397,31 @@ def _memory_options(batch: int, dtype: str, optimizer: Optional[str]) -> None:
              EXIT_USAGE)
 
 
-@app.command()
-def ops():
-    """List the primitive ops and built-in blocks."""
-    from archspec.blocks import BLOCKS
-    from archspec.ops import OPS
-
-    width = max(map(len, list(OPS) + list(BLOCKS)))
-    typer.echo("ops:")
-    for name, op in sorted(OPS.items()):
-        typer.echo(f"  {name.ljust(width)}  {type(op).summary()}")
-    typer.echo("blocks:")
-    for name, block in sorted(BLOCKS.items()):
-        doc = (sys.modules[type(block).__module__].__doc__ or "").strip().splitlines()
-        typer.echo(f"  {name.ljust(width)}  {doc[0] if doc else ''}")
+# Commands that load a spec, print and exit: `main` runs them without the cyclic garbage
+# collector, which would otherwise walk the hundreds of thousands of objects that starting up
+# creates (modules, classes, schemas) again and again for nothing (about 6% of a cold
+# `check`, benchmarks/static_report.py). Every other command may run long (the language
+# server, training, benchmarks) and gets it back before it starts.
+BRIEF_COMMANDS = ("check", "report")
+_gc_paused = [False]
 
 
-def _register_commands() -> None:
-    import importlib
-
-    from archspec.commands import COMMAND_MODULES
-
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"archspec.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"archspec.commands.{name}":
-                raise
-            continue  # that command family is not built yet
-        module.register(app)
-
-
-_register_commands()
+def _resume_gc() -> None:
+    if _gc_paused[0]:
+        gc.freeze()  # what starting up created lives to the end: never walk it again
+        gc.enable()
+        _gc_paused[0] = False
 
 
 def main():
-    app()
+    """The `archspec` script and `python -m archspec`."""
+    if gc.isenabled():
+        gc.disable()
+        _gc_paused[0] = True
+    try:
+        app(prog_name="archspec")  # also under `python -m archspec`: usage lines, completion
+    finally:
+        _resume_gc()
 
 
 if __name__ == "__main__":

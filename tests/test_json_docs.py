@@ -11,7 +11,8 @@ import pytest
 from conftest import ROOT, run_cli
 
 DOC = ROOT / "docs" / "json.md"
-DOCUMENTED = {"check", "report", "diff", "sizes", "run", "bench", "export --report"}
+DOCUMENTED = {"check", "report", "diff", "sizes", "run", "bench", "export --report", "ops", "ops NAME",
+              "ops NAME (a block)"}
 NEEDS_RUNTIME = ("run", "bench", "export")  # export a model first: a few seconds each
 
 

@@ -20,6 +20,9 @@ only label the branches, layers are named by their `id`, and an unnamed layer is
 `<branch>_<n>` (n counting from 1 within its branch). `from` inside a branch may name any
 earlier layer of the block (or `input`, the block's input).
 
+Input shape: any shape its branches take. Output shape: the branches' outputs concatenated on
+channels (they must agree on every other axis).
+
 ```yaml
 - inception:
     id: Mixed_7b

@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict
 
 
 class BlockParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    # built on first use: `check` of a spec pays only for the blocks it uses
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True, defer_build=True)
 
 
 class Block:

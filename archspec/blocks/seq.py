@@ -3,6 +3,8 @@
 Unnamed layers inside are named by their index, so a group written like torchvision's
 `features` gives state_dict keys `features.0.weight`, `features.3.weight`, ...
 
+Input shape: what its first layer takes. Output shape: its last layer's output shape.
+
 ```yaml
 - seq:
     id: features

@@ -50,7 +50,7 @@ def bench(model: Path = typer.Argument(..., help="Spec file, or an .onnx file (O
                                                                   "on stderr."),
           allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory."),
           sets: Optional[List[str]] = set_option()):
-    """PyTorch eager vs ONNX Runtime latency and throughput, side by side.
+    """Time PyTorch eager and ONNX Runtime side by side.
 
     One process, the same weights and inputs, interleaved runs; median and p90 latency and
     images/s per batch size, and the execution provider that ran. With --onnx-only, or given

@@ -34,8 +34,10 @@ def build(spec: Path = typer.Argument(..., help="Spec file."),
                                                                   "summary line on stderr."),
           allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory."),
           sets: Optional[List[str]] = set_option()):
-    """Compile a spec to a PyTorch module: check it, build it, optionally load weights, and
-    write it as a torch.export program (.pt2) or a state_dict (.pth)."""
+    """Compile a spec to a PyTorch module (.pt2 or .pth).
+
+    Checks the spec, builds it, optionally loads weights, and writes it as a torch.export
+    program (.pt2) or a state_dict (.pth)."""
     from archspec.cli import EXIT_USAGE, fail, graph_or_exit
     from archspec.extras import require
 

@@ -20,9 +20,11 @@ def diff(a: Path = typer.Argument(..., help="The first spec."),
          format: str = typer.Option("text", "--format", "-f", help="text or json."),
          allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's project."),
          sets: Optional[List[str]] = set_option()):
-    """Compare two specs layer by layer: added, removed and changed layers with the settings
-    that changed, and the change in parameters, MACs and memory, per layer and in total.
-    `--set` applies to both specs (compare the same file at two settings with `extends`)."""
+    """Compare two specs layer by layer, with what the changes cost.
+
+    Added, removed and changed layers with the settings that changed, and the change in
+    parameters, MACs and memory, per layer and in total. `--set` applies to both specs
+    (compare the same file at two settings with `extends`)."""
     from archspec.cli import EXIT_USAGE, fail, graph_or_exit
     from archspec.report.diff import diff_graphs, render_diff
 

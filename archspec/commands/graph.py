@@ -24,7 +24,9 @@ def graph(spec: Path = typer.Argument(..., help="Spec file."),
           direction: str = typer.Option("TB", "--direction", help="TB (top to bottom) or LR."),
           allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory."),
           sets: Optional[List[str]] = set_option()):
-    """Draw the architecture: blocks as clusters, shapes on edges, repeats folded as ×N."""
+    """Draw the architecture as SVG, PNG, PDF or DOT.
+
+    Blocks as clusters, shapes on edges, repeats folded as ×N."""
     from archspec.cli import EXIT_USAGE, fail, graph_or_exit
     from archspec.report import diagram
 

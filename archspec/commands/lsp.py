@@ -16,8 +16,10 @@ def lsp(stdio: bool = typer.Option(True, "--stdio", help="Speak LSP over stdin/s
         time_limit: float = typer.Option(10.0, "--time-limit", min=0.1,
                                          help="Seconds one check may take before it is stopped and "
                                               "reported ('timeLimit' overrides it).")):
-    """Start the language server: diagnostics as you type, each layer's shape, params and MACs
-    as inlay hints, hovers, completion, go to definition, outline and quick fixes."""
+    """Start the language server for editors (LSP over stdio).
+
+    Diagnostics as you type, each layer's shape, params and MACs as inlay hints, hovers,
+    completion, go to definition, outline and quick fixes (docs/editor.md)."""
     from archspec.extras import require
 
     require("lsp", "lsp")

@@ -123,10 +123,11 @@ def run(model: Path = typer.Argument(..., help="An .onnx file, or a spec (export
                                                                 "warnings on stderr while it is exported."),
         allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory."),
         sets: Optional[List[str]] = set_option()):
-    """Run a model (.onnx, or a spec exported on the fly) with ONNX Runtime.
+    """Run a model with ONNX Runtime: an .onnx file, or a spec.
 
-    Prints the outputs (top-k classes per sample) and the execution provider that actually ran.
-    An .onnx file needs only ONNX Runtime and NumPy (no torch)."""
+    A spec is exported on the fly first. Prints the outputs (top-k classes per sample) and the
+    execution provider that actually ran. An .onnx file needs only ONNX Runtime and NumPy (no
+    torch)."""
     from archspec.cli import EXIT_USAGE, _existing, fail
     from archspec.extras import require
 

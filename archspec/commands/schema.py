@@ -13,11 +13,11 @@ def register(app: typer.Typer) -> None:
 
 def schema(output: Optional[Path] = typer.Option(None, "-o", "--output",
                                                  help="Write to a file (atomically) instead of stdout.")):
-    """The JSON Schema (draft 2020-12) of spec files, generated from the op and block registries.
+    """Print or write the JSON Schema of spec files, for editors.
 
-    Point your editor's YAML support at it, e.g. a first line
-    `# yaml-language-server: $schema=../schemas/archspec.schema.json`.
-    """
+    The schema (draft 2020-12) is generated from the op and block registries. Point your
+    editor's YAML support at it with a first line such as
+    `# yaml-language-server: $schema=../schemas/archspec.schema.json`."""
     from archspec.spec.jsonschema import render
 
     text = render()

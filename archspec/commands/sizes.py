@@ -33,9 +33,11 @@ def sizes(spec: Path = typer.Argument(..., metavar="SPEC", help="The spec file (
           allow_outside: bool = typer.Option(False, "--allow-outside",
                                              help="Let 'extends' read specs outside the spec's project."),
           sets: Optional[List[str]] = set_option()):
-    """Which input sizes the network takes: every size in a range built by the static checker,
-    the smallest valid one, and the rules they follow (divisibility by the product of the
-    strides), with the sizes where an adaptive pooling replicates values."""
+    """Which input sizes the network takes, and the rules they follow.
+
+    Every size in a range built by the static checker, the smallest valid one, and the rules
+    they follow (divisibility by the product of the strides), with the sizes where an
+    adaptive pooling replicates values."""
     from archspec.cli import EXIT_USAGE, fail, load_spec_or_exit, parse_shape, print_warnings
     from archspec.graph import sizes as analysis
     from archspec.report import sizes as render

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from math import prod
 
+from archspec.graph.counts import node_counts
 from archspec.graph.ir import Graph
 from archspec.graph.memory import DTYPES, memory_summary, saved_activations
 from archspec.graph.receptive import Field, as_number, receptive_fields
@@ -104,14 +105,14 @@ def analyze(graph: Graph, *, batch: int = 1, dtype: str = "fp32", optimizer: str
     for node in graph.nodes.values():
         op = OPS[node.op]
         in_shapes = [graph.shape(i) for i in node.inputs]
-        params = 0 if node.tie else op.params(node.params, in_shapes, node.shape)
+        params, macs = node_counts(graph, node)
         own = node.trainable and not node.tie  # a tied layer's parameters are counted at its owner
         frozen = op.frozen_params(node.params, in_shapes, node.shape) if own else params
         rf = fields[node.name]
         layers.append(LayerStats(
             name=node.name, op=node.op, shape=list(node.shape), inputs=list(node.inputs),
             params=params, trainable_params=params - frozen,
-            macs=op.macs(node.params, in_shapes, node.shape),
+            macs=macs,
             param_bytes=params * BYTES_PER_VALUE,
             activation_bytes=prod(node.shape) * BYTES_PER_VALUE,
             receptive_field=[as_number(f.bound) for f in rf.axes], jump=[as_number(f.jump) for f in rf.axes],

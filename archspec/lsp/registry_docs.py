@@ -76,16 +76,9 @@ def setting_markdown(setting: Setting, owner: str) -> str:
 
 
 def _settings(model, meanings: dict, nested=()) -> tuple[Setting, ...]:
-    schema = model.model_json_schema(by_alias=True)
-    props, defs = schema.get("properties", {}), schema.get("$defs", {})
-    out = []
-    for name, info in model.model_fields.items():
-        key = info.alias or name
-        kind = (reference._nested_type(props.get(key, {})) if name in nested
-                else reference._type(props.get(key, {}), defs))
-        out.append(Setting(key, kind, reference._default(info), meanings.get(key) or info.description or "",
-                           info.is_required()))
-    return tuple(out)
+    return tuple(Setting(row["key"], row["type"], reference.default_text(row, "`"), row["description"],
+                         row["required"])
+                 for row in reference.settings(model, meanings, nested))
 
 
 def _block_doc(name: str) -> str:

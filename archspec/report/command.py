@@ -97,7 +97,7 @@ def _graph_at(opts: ReportOptions, shape: tuple):
 def _render(opts: ReportOptions, graphs: list) -> str:
     from archspec.cli import EXIT_USAGE, fail
     from archspec.graph.analyze import analyze, sharing
-    from archspec.report import multisize, render
+    from archspec.report import render
     from archspec.report.columns import choose_columns
     from archspec.report.rows import folded_rows
 
@@ -109,6 +109,7 @@ def _render(opts: ReportOptions, graphs: list) -> str:
     try:
         if len(graphs) > 1 or opts.layers:
             from archspec.graph.stages import stage_outputs
+            from archspec.report import multisize
 
             names = opts.layers.split(",") if opts.layers else stage_outputs(graphs[0])
             names = multisize.resolve_layers(graphs[0], [n.strip() for n in names if n.strip()])

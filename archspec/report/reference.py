@@ -97,13 +97,20 @@ def _op_families():
     families = []
     for module in sorted(modules):
         doc = inspect.cleandoc(sys.modules[module].__doc__ or "")
-        first = doc.split("\n\n")[0].replace("\n", " ")
-        title = re.split(r"[:.](?:\s|$)", first, maxsplit=1)[0].strip() or module.rpartition(".")[2]
-        families.append((title, doc, modules[module]))
+        families.append((_family_title(module), doc, modules[module]))
     return families
 
 
-def _op_section(op: Op) -> list[str]:
+def _family_title(module: str) -> str:
+    """The title of an op module's section: its docstring's first phrase."""
+    doc = inspect.cleandoc(sys.modules[module].__doc__ or "")
+    first = doc.split("\n\n")[0].replace("\n", " ")
+    return re.split(r"[:.](?:\s|$)", first, maxsplit=1)[0].strip() or module.rpartition(".")[2]
+
+
+def op_doc(op: Op) -> dict:
+    """What the reference says about an op, as data (`archspec ops NAME`, docs/json.md):
+    summary, shape rule, arity, costs, notes, settings and YAML examples."""
     cls = type(op)
     doc = inspect.cleandoc(cls.__doc__ or "")
     examples = [m.strip("\n") for m in _YAML_BLOCK.findall(doc)]
@@ -111,37 +118,51 @@ def _op_section(op: Op) -> list[str]:
     paragraphs = [p.strip() for p in text.split("\n\n") if p.strip()]
     summary = _join(paragraphs[0]) if paragraphs else ""
     rest = "\n\n".join(paragraphs[1:])
-    shape_in = shape_out = None
-    if (m := _INPUT.search(rest)) is not None:
-        shape_in = _join(m.group(1)).rstrip(".")
-        rest = rest[:m.start()] + rest[m.end():]
-    if (m := _OUTPUT.search(rest)) is not None:
-        shape_out = _join(m.group(1)).rstrip(".")
-        rest = rest[:m.start()] + rest[m.end():]
+    shape_in, shape_out, rest = _shape_rule(rest)
     if shape_in is None and cls.infer is Op.infer:
         shape_in, shape_out = "any", "the same as the input"
-    notes = [_join(p) for p in re.split(r"\n\s*\n", rest) if p.strip()]
-
-    out = [f'<a id="op-{op.name}"></a>', "", f"#### {op.name}", "", summary, ""]
-    facts = []
-    if shape_in is not None:
-        facts.append(f"**Input:** {shape_in}")
-    if shape_out is not None:
-        facts.append(f"**Output:** {shape_out}")
-    low, high = cls.arity
-    if (low, high) != (1, 1):
-        facts.append(f"**Takes:** {low} to {high} inputs" if high != low else f"**Takes:** {low} inputs")
-    if cls.onnx_notes:
-        facts.append(f"**ONNX:** {cls.onnx_notes}")
-    facts.append(f"**FLOPs:** {cls.flops_rule}")
-    facts.append(f"**Saved for backward:** {cls.saves_rule}")
-    if facts:
-        out += ["  \n".join(facts), ""]
-    out += [n + "\n" for n in notes]
-    out += _table(cls.Params, {}, empty="No settings.")
     if not examples and not _required(cls.Params):
         examples = [f"- {op.name}"]
-    for example in examples:
+    low, high = cls.arity
+    return {"name": op.name, "kind": "op", "family": _family_title(type(op).__module__),
+            "summary": summary, "input": shape_in, "output": shape_out,
+            "inputs": {"min": low, "max": high}, "onnx": cls.onnx_notes or None,
+            "flops": cls.flops_rule, "saved_for_backward": cls.saves_rule,
+            "notes": [_join(p) for p in re.split(r"\n\s*\n", rest) if p.strip()],
+            "settings": settings(cls.Params), "examples": examples}
+
+
+def _shape_rule(text: str):
+    """(input shape, output shape, the text without them) from 'Input shape: … Output shape: …'."""
+    shape_in = shape_out = None
+    if (m := _INPUT.search(text)) is not None:
+        shape_in = _join(m.group(1)).rstrip(".")
+        text = text[:m.start()] + text[m.end():]
+    if (m := _OUTPUT.search(text)) is not None:
+        shape_out = _join(m.group(1)).rstrip(".")
+        text = text[:m.start()] + text[m.end():]
+    return shape_in, shape_out, text
+
+
+def _op_section(op: Op) -> list[str]:
+    doc = op_doc(op)
+    out = [f'<a id="op-{op.name}"></a>', "", f"#### {op.name}", "", doc["summary"], ""]
+    facts = []
+    if doc["input"] is not None:
+        facts.append(f"**Input:** {doc['input']}")
+    if doc["output"] is not None:
+        facts.append(f"**Output:** {doc['output']}")
+    low, high = doc["inputs"]["min"], doc["inputs"]["max"]
+    if (low, high) != (1, 1):
+        facts.append(f"**Takes:** {low} to {high} inputs" if high != low else f"**Takes:** {low} inputs")
+    if doc["onnx"]:
+        facts.append(f"**ONNX:** {doc['onnx']}")
+    facts.append(f"**FLOPs:** {doc['flops']}")
+    facts.append(f"**Saved for backward:** {doc['saved_for_backward']}")
+    out += ["  \n".join(facts), ""]
+    out += [n + "\n" for n in doc["notes"]]
+    out += _table(type(op).Params, {}, empty="No settings.")
+    for example in doc["examples"]:
         out += ["```yaml", example, "```", ""]
     return out
 
@@ -167,6 +188,30 @@ def _join(text: str) -> str:
 # ---- blocks -----------------------------------------------------------------------------------
 
 
+def block_doc(block) -> dict:
+    """What the reference says about a block, as data (`archspec ops NAME`, docs/json.md): its
+    documentation (Markdown) with the summary, shape rule and YAML examples taken from it, and
+    its settings. Where one docstring documents several blocks (`dense`, `transition`), the
+    shape rule is the first after the paragraph that starts with the block's name, and the
+    examples are those that use it."""
+    doc = _block_documentation(block)
+    text = _YAML_BLOCK.sub("", doc).strip()
+    own = re.search(rf"(?m)^`{re.escape(block.name)}`\W", text)
+    shape_in, shape_out, _ = _shape_rule(text[own.start():] if own else text)
+    examples = [m.strip("\n") for m in _YAML_BLOCK.findall(doc)]
+    uses = [e for e in examples if re.search(rf"(?m)^\s*- {re.escape(block.name)}\b", e)]
+    return {"name": block.name, "kind": "block", "summary": _join(text.split("\n\n")[0]),
+            "input": shape_in, "output": shape_out, "description": doc,
+            "settings": settings(block.Params, nested=getattr(block, "nested", ())),
+            "examples": uses or examples}
+
+
+def _block_documentation(block) -> str:
+    """The class docstring when the block has its own, else its module's."""
+    cls = type(block)
+    return inspect.cleandoc(cls.__dict__.get("__doc__") or sys.modules[cls.__module__].__doc__ or "")
+
+
 def _block_modules():
     """[(documentation, [blocks])]: blocks documented by one module docstring are grouped."""
     groups: dict = {}
@@ -175,8 +220,7 @@ def _block_modules():
         cls = type(block)
         own = cls.__dict__.get("__doc__")
         key = f"{cls.__module__}.{cls.__name__}" if own else cls.__module__
-        doc = own or sys.modules[cls.__module__].__doc__ or ""
-        groups.setdefault(key, (inspect.cleandoc(doc), []))[1].append(block)
+        groups.setdefault(key, (_block_documentation(block), []))[1].append(block)
     return list(groups.values())
 
 
@@ -187,10 +231,12 @@ def _required(model) -> list[str]:
     return [n for n, f in model.model_fields.items() if f.is_required()]
 
 
-def _table(model, meanings: dict, nested=(), empty: str | None = None) -> list[str]:
+def settings(model, meanings: dict | None = None, nested=()) -> list[dict]:
+    """A settings model's keys as data: key, type (readable text), required, default (a JSON
+    value; None when there is none) and description (`meanings` first, then the field's)."""
     fields = model.model_fields
     if not fields:
-        return [empty, ""] if empty else []
+        return []
     schema = model.model_json_schema(by_alias=True)
     defs = schema.get("$defs", {})
     props = schema.get("properties", {})
@@ -198,9 +244,19 @@ def _table(model, meanings: dict, nested=(), empty: str | None = None) -> list[s
     for name, info in fields.items():
         key = info.alias or name
         prop = props.get(key, {})
-        kind = _nested_type(prop) if name in nested else _type(prop, defs)
-        meaning = meanings.get(key) or info.description or ""
-        rows.append((f"`{key}`", kind, _default(info), meaning))
+        required = info.is_required()
+        default = None if required else info.get_default(call_default_factory=True)
+        rows.append({"key": key, "type": _nested_type(prop) if name in nested else _type(prop, defs),
+                     "required": required, "default": None if default is PydanticUndefined else default,
+                     "description": (meanings or {}).get(key) or info.description or ""})
+    return rows
+
+
+def _table(model, meanings: dict, nested=(), empty: str | None = None) -> list[str]:
+    rows = [(f"`{row['key']}`", row["type"], default_text(row, "`"), row["description"])
+            for row in settings(model, meanings, nested)]
+    if not rows:
+        return [empty, ""] if empty else []
     with_meaning = any(r[3] for r in rows)
     header = ["Key", "Type", "Default"] + (["Meaning"] if with_meaning else [])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -214,15 +270,13 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _default(info) -> str:
-    if info.is_required():
+def default_text(row: dict, quote: str = "") -> str:
+    """A setting's default as the reference shows it: required, — (none) or the JSON value."""
+    if row["required"]:
         return "required"
-    value = info.get_default(call_default_factory=True)
-    if value is None or value is PydanticUndefined:
+    if row["default"] is None:
         return "—"
-    if value == "" or value == {} or value == []:
-        return "`" + json.dumps(value) + "`"
-    return "`" + json.dumps(value, ensure_ascii=False) + "`"
+    return quote + json.dumps(row["default"], ensure_ascii=False) + quote
 
 
 def _type(schema: dict, defs: dict) -> str:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from archspec.graph.analyze import Report
 from archspec.graph.ir import Graph
-from archspec.report import diagram
 from archspec.report.columns import Row
+
+# archspec/report/diagram.py (the block tree and layout) is imported only to fold rows: a plain
+# `archspec report` does not pay for the diagram code
 
 
 def layer_rows(report: Report, graph: Graph | None = None) -> list[Row]:
@@ -21,6 +23,8 @@ def folded_rows(report: Report, graph: Graph, depth: int | None) -> list[Row]:
     """Rows with blocks deeper than `depth` folded (None: every op its own row)."""
     if depth is None:
         return layer_rows(report, graph)
+    from archspec.report import diagram
+
     stats = {s.name: s for s in report.layers}
     tree = diagram._tree(graph)
     layout = diagram._layout(graph, tree, depth)
@@ -52,6 +56,8 @@ def _block_kind(graph: Graph, blocks: list) -> str:
 
 
 def _span(blocks: list) -> str:
+    from archspec.report import diagram
+
     return diagram._span(blocks)
 
 

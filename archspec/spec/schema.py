@@ -20,7 +20,7 @@ Name = Annotated[str, Field(json_schema_extra={"pattern": NAME_PATTERN, "maxLeng
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class TemplateDef(Strict):
