@@ -24,7 +24,7 @@ from typer.core import TyperGroup
 
 import archspec
 from archspec.commands import COMMANDS
-from archspec.commands.options import set_option
+from archspec.commands.options import allow_outside_option, set_option
 from archspec.errors import SpecError
 
 EXIT_INVALID, EXIT_USAGE, EXIT_INTERNAL = 1, 2, 3
@@ -284,7 +284,7 @@ def check(specs: List[Path] = typer.Argument(..., metavar="SPEC", help="Spec fil
           format: str = typer.Option("text", "--format", "-f", metavar="text|json",
                                      help="text, or json: one document listing every file's errors "
                                           "and warnings."),
-          allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's project."),
+          allow_outside: bool = allow_outside_option(),
           sets: Optional[List[str]] = set_option()):
     """Validate specs: schema, references and every shape.
 
@@ -367,8 +367,7 @@ def report(spec: Path = typer.Argument(..., metavar="SPEC", help="The spec file 
                                                    help="sgd, momentum, adam or adamw: optimizer state in "
                                                         "the training memory (default sgd)."),
            quiet: bool = typer.Option(False, "--quiet", "-q", help="No warnings on stderr."),
-           allow_outside: bool = typer.Option(False, "--allow-outside",
-                                              help="Let 'extends' leave the spec's directory."),
+           allow_outside: bool = allow_outside_option(),
            sets: Optional[List[str]] = set_option()):
     """Per-layer shapes, parameters, MACs, memory and receptive fields.
 

@@ -58,6 +58,8 @@ CODES = {
     # limits on hostile or runaway input
     "AS501": ("error", "the expanded network exceeds archspec's limits (nodes, expansion steps, "
                        "total name length)"),
+    "AS502": ("error", "the language server stopped checking a file after its time limit "
+                       "(initialization option 'timeLimit')"),
     # compiling, exporting, loading weights
     "AS601": ("error", "the model cannot be exported to ONNX faithfully, or a check of the exported "
                        "file failed"),

@@ -10,7 +10,7 @@ from typing import List, Optional
 
 import typer
 
-from archspec.commands.options import set_option
+from archspec.commands.options import allow_outside_option, set_option
 
 from archspec.commands.runtime import (FORMATS, check_device, device_option, export_spec, is_onnx,
                                        model_input_or_exit, open_session)
@@ -48,7 +48,7 @@ def bench(model: Path = typer.Argument(..., help="Spec file, or an .onnx file (O
                                           "(docs/json.md)."),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display and no warnings "
                                                                   "on stderr."),
-          allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory."),
+          allow_outside: bool = allow_outside_option(),
           sets: Optional[List[str]] = set_option()):
     """Time PyTorch eager and ONNX Runtime side by side.
 

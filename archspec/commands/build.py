@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from archspec.commands.options import set_option
+from archspec.commands.options import allow_outside_option, set_option
 
 SUFFIXES = (".pt2", ".pth")
 
@@ -32,7 +32,7 @@ def build(spec: Path = typer.Argument(..., help="Spec file."),
               False, "--training-heads", help="Include training-only heads (auxiliary classifiers)."),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display, warnings or "
                                                                   "summary line on stderr."),
-          allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory."),
+          allow_outside: bool = allow_outside_option(),
           sets: Optional[List[str]] = set_option()):
     """Compile a spec to a PyTorch module (.pt2 or .pth).
 

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from archspec.commands.options import set_option
+from archspec.commands.options import allow_outside_option, set_option
 
 
 def register(app: typer.Typer) -> None:
@@ -18,7 +18,7 @@ def diff(a: Path = typer.Argument(..., help="The first spec."),
          b: Path = typer.Argument(..., help="The second spec."),
          input: Optional[str] = typer.Option(None, "--input", help="Analyse both at this input size, CxHxW."),
          format: str = typer.Option("text", "--format", "-f", help="text or json."),
-         allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's project."),
+         allow_outside: bool = allow_outside_option(),
          sets: Optional[List[str]] = set_option()):
     """Compare two specs layer by layer, with what the changes cost.
 

@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from archspec.commands.options import set_option
+from archspec.commands.options import allow_outside_option, set_option
 
 MIN_OPSET = 18  # the dynamo exporter's torchlib targets opset 18 and later
 
@@ -46,7 +46,7 @@ def export(spec: Path = typer.Argument(..., help="Spec file."),
                     "whether the checks pass or fail."),
            quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display and no "
                                                                    "warnings on stderr."),
-           allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory."),
+           allow_outside: bool = allow_outside_option(),
            sets: Optional[List[str]] = set_option()):
     """Export a spec to one verified, self-contained ONNX file.
 

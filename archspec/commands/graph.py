@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from archspec.commands.options import set_option
+from archspec.commands.options import allow_outside_option, set_option
 
 
 def register(app: typer.Typer) -> None:
@@ -22,7 +22,7 @@ def graph(spec: Path = typer.Argument(..., help="Spec file."),
                    "is a box). Default: everything for small nets, fewer levels for big ones."),
           input: Optional[str] = typer.Option(None, "--input", help="Override the input size, CxHxW."),
           direction: str = typer.Option("TB", "--direction", help="TB (top to bottom) or LR."),
-          allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory."),
+          allow_outside: bool = allow_outside_option(),
           sets: Optional[List[str]] = set_option()):
     """Draw the architecture as SVG, PNG, PDF or DOT.
 

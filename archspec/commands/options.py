@@ -9,3 +9,10 @@ def set_option():
     return typer.Option(None, "--set", metavar="NAME=VALUE",
                         help="Override one of the spec's vars (repeatable); VALUE is read as in YAML: "
                              "--set width=1.1 --set act=hardswish.")
+
+
+def allow_outside_option():
+    """`--allow-outside`, on every command that reads a spec (docs/format.md, "Inheritance")."""
+    return typer.Option(False, "--allow-outside",
+                        help="Let 'extends' read a spec outside this spec's project (the nearest folder "
+                             "holding pyproject.toml or .git).")

@@ -12,7 +12,7 @@ from typing import List, Optional
 
 import typer
 
-from archspec.commands.options import set_option
+from archspec.commands.options import allow_outside_option, set_option
 
 FORMATS = ("text", "json")
 OUTPUT_SUFFIXES = (".npy", ".npz", ".json")
@@ -121,7 +121,7 @@ def run(model: Path = typer.Argument(..., help="An .onnx file, or a spec (export
         weights: Optional[Path] = typer.Option(None, "--weights", help="Spec only: load weights first."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Spec only: no progress display and no "
                                                                 "warnings on stderr while it is exported."),
-        allow_outside: bool = typer.Option(False, help="Let 'extends' leave the spec's directory."),
+        allow_outside: bool = allow_outside_option(),
         sets: Optional[List[str]] = set_option()):
     """Run a model with ONNX Runtime: an .onnx file, or a spec.
 

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from archspec.commands.options import set_option
+from archspec.commands.options import allow_outside_option, set_option
 
 
 def register(app: typer.Typer) -> None:
@@ -30,8 +30,7 @@ def sizes(spec: Path = typer.Argument(..., metavar="SPEC", help="The spec file (
                                                    "(channels and the axes not swept)."),
           format: str = typer.Option("text", "--format", "-f", metavar="text|json", help="text or json."),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="No warnings on stderr."),
-          allow_outside: bool = typer.Option(False, "--allow-outside",
-                                             help="Let 'extends' read specs outside the spec's project."),
+          allow_outside: bool = allow_outside_option(),
           sets: Optional[List[str]] = set_option()):
     """Which input sizes the network takes, and the rules they follow.
 

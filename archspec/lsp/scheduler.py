@@ -251,7 +251,7 @@ class Analyzer:
             model = _stopped(document, version, text, f"archspec stopped checking this file after "
                              f"{self.time_limit:g} s; it expands to a very large network",
                              "lower a 'repeat' or a template's uses, or raise the time limit "
-                             "(initialization option 'timeLimit')", None)
+                             "(initialization option 'timeLimit')", "AS502")
         except WorkerGone:
             if self.job is not None and self.job.cancelled:
                 return  # a stale analysis, cancelled on purpose
