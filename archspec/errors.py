@@ -25,6 +25,8 @@ CODES = {
     "AS104": ("error", "a key appears twice in one mapping"),
     "AS105": ("error", "the file is nested too deeply"),
     "AS106": ("error", "a number outside the supported range (integers within ±2^53, finite reals)"),
+    "AS107": ("error", "a character YAML readers disagree on: U+0085, U+2028 or U+2029 end a line for "
+                       "YAML 1.1 (archspec's parser) but not for YAML 1.2 or editors"),
     # the schema of the file and of each layer
     "AS201": ("error", "unknown key"),
     "AS202": ("error", "a required key is missing"),

@@ -71,3 +71,16 @@ def test_nesting_cap():
 def test_plain_values_load():
     doc = load_text(HEAD + "vars: {a: 1, b: 2.5, c: true, d: null, e: text}\n")
     assert doc.data["vars"] == {"a": 1, "b": 2.5, "c": True, "d": None, "e": "text"}
+
+
+@pytest.mark.parametrize("char", ["\x85", "\u2028", "\u2029"])
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_line_breaks_yaml_readers_disagree_on_are_refused_where_an_editor_shows_them(char, newline):
+    """PyYAML ends a line at U+0085/2028/2029, editors and YAML 1.2 do not: before this, a
+    comment holding one went on as YAML ('could not find expected ':'' two lines down)."""
+    text = newline.join(["archspec: 1", "input: [3, 8, 8]", f"# a note{char}that goes on",
+                         "layers: [relu]", ""])
+    error = error_of(text)
+    assert (error.code, error.loc.line, error.loc.col) == ("AS107", 3, 9)
+    assert "U+" in error.message and error.hint == "replace it with a newline or a space"
+    assert load_text(text.replace(char, " ")).data["layers"] == ["relu"]  # a space is fine

@@ -213,3 +213,14 @@ async def test_without_the_lsp_extra_the_command_says_what_to_install(tmp_path):
 
     result, _ = probe(tmp_path, "lsp", block=["pygls"])
     assert one_line_error(result) == "error: 'archspec lsp' needs pygls (archspec[lsp]): pip install -e " + shlex.quote(f"{ROOT}[lsp]")
+
+
+async def test_a_line_separator_is_one_diagnostic_where_the_editor_shows_it(tmp_path):
+    """The editor counts lines at \\n only; the diagnostic is on the line and column it shows."""
+    client = await session()
+    try:
+        uri = lsp.uri_of(tmp_path / "u.yaml")
+        found = await lsp.open_text(client, uri, HEAD + "# a note\u2028more\n" + SMALL[len(HEAD):])
+        assert [(d.code, d.range.start.line, d.range.start.character) for d in found] == [("AS107", 2, 8)]
+    finally:
+        await finish(client)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,6 +137,25 @@ def read_text(path: str | os.PathLike, display: str | None = None) -> tuple[str,
                         Location(name, line, col), code="AS101") from None
 
 
+_AMBIGUOUS_BREAKS = re.compile("[\x85\u2028\u2029]")
+_BREAK_NAMES = {"\x85": "next line (U+0085)", "\u2028": "line separator (U+2028)",
+                "\u2029": "paragraph separator (U+2029)"}
+
+
+def _refuse_ambiguous_breaks(text: str, file: str) -> None:
+    """U+0085, U+2028 and U+2029 end a line for PyYAML (YAML 1.1) but not for YAML 1.2, editors
+    or the language server protocol, so every line number after one would point elsewhere (and
+    a comment holding one would go on as YAML). Refused at the position an editor shows."""
+    found = _AMBIGUOUS_BREAKS.search(text)
+    if found is None:
+        return
+    before = text[:found.start()].replace("\r\n", "\n").replace("\r", "\n")
+    line, col = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+    raise SpecError(f"the spec contains a {_BREAK_NAMES[found.group()]}: YAML 1.1 (archspec's parser) "
+                    "ends a line there, editors and YAML 1.2 do not, so line numbers would disagree",
+                    Location(file, line, col), hint="replace it with a newline or a space", code="AS107")
+
+
 def load_text(text: str, file: str = "<spec>") -> Doc:
     """Parse YAML text into a Doc. Raises SpecError for anything but plain YAML.
 
@@ -145,6 +165,7 @@ def load_text(text: str, file: str = "<spec>") -> Doc:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise SpecError(f"spec is too large, the limit is {MAX_BYTES} bytes", Location(file, 1, 1),
                         code="AS100")
+    _refuse_ambiguous_breaks(text, file)
     try:
         _scan_events(text, file)
         nodes = list(yaml.compose_all(text, Loader=_Loader))
