@@ -43,10 +43,10 @@ def make_client() -> LanguageClient:
 
 
 async def start(options: dict | None = None, capabilities: str = "neovim@v0.10.0",
-                root: Path = ROOT, env: dict | None = None) -> LanguageClient:
+                root: Path = ROOT, env: dict | None = None, server_args: list | None = None) -> LanguageClient:
     client = make_client()
     environment = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    await client.start_io(*SERVER, env=environment, cwd=str(root))
+    await client.start_io(*SERVER, *(server_args or []), env=environment, cwd=str(root))
     result = await client.initialize_session(types.InitializeParams(
         capabilities=client_capabilities(capabilities), root_uri=from_fs_path(str(root)),
         initialization_options={"debounceMs": 0, **(options or {})}))

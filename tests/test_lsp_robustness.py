@@ -224,3 +224,29 @@ async def test_a_line_separator_is_one_diagnostic_where_the_editor_shows_it(tmp_
         assert [(d.code, d.range.start.line, d.range.start.character) for d in found] == [("AS107", 2, 8)]
     finally:
         await finish(client)
+
+
+@pytest.mark.parametrize("how", ["option", "flag"])
+async def test_allow_outside_lets_extends_leave_the_project_and_the_hint_says_how(tmp_path, how):
+    """The AS308 hint names what the editor user can set (not a command-line flag they cannot
+    pass), and setting it (initialization option or the server's flag) lets extends out."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text("")
+    (tmp_path / "base.yaml").write_text(SMALL)
+    text = "archspec: 1\nextends: ../base.yaml\n"
+    uri = lsp.uri_of(project / "child.yaml")
+    client = await session()
+    try:
+        found = await lsp.open_text(client, uri, text)
+        assert [(d.code, d.range.start.line) for d in found] == [("AS308", 1)]
+        assert "initialization option 'allowOutside'" in found[0].message
+        assert "pass --allow-outside" not in found[0].message  # no flag to pass in an editor
+    finally:
+        await finish(client)
+    client = await (session(allowOutside=True) if how == "option"
+                    else lsp.start(server_args=["--allow-outside"]))
+    try:
+        assert await lsp.open_text(client, uri, text) == []
+    finally:
+        await finish(client)

@@ -15,7 +15,10 @@ def lsp(stdio: bool = typer.Option(True, "--stdio", help="Speak LSP over stdin/s
                                              "initialization option 'debounceMs' overrides it)."),
         time_limit: float = typer.Option(10.0, "--time-limit", min=0.1,
                                          help="Seconds one check may take before it is stopped and "
-                                              "reported ('timeLimit' overrides it).")):
+                                              "reported ('timeLimit' overrides it)."),
+        allow_outside: bool = typer.Option(False, "--allow-outside",
+                                           help="Let 'extends' read specs outside a spec's project "
+                                                "(the initialization option 'allowOutside' overrides it).")):
     """Start the language server for editors (LSP over stdio).
 
     Diagnostics as you type, each layer's shape, params and MACs as inlay hints, hovers,
@@ -25,4 +28,4 @@ def lsp(stdio: bool = typer.Option(True, "--stdio", help="Speak LSP over stdin/s
     require("lsp", "lsp")
     from archspec.lsp.server import serve
 
-    serve(debounce=debounce_ms / 1000, time_limit=time_limit)
+    serve(debounce=debounce_ms / 1000, time_limit=time_limit, allow_outside=allow_outside)

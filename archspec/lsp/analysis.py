@@ -28,12 +28,18 @@ def is_spec(text: str) -> bool:
     return _SPEC_KEY.search(text) is not None
 
 
-def analyze_text(uri: str, version, text: str, file: str, base_dir: str) -> FileModel:
+def analyze_text(uri: str, version, text: str, file: str, base_dir: str, *,
+                 allow_outside: bool = False) -> FileModel:
     started = time.perf_counter()
     model = FileModel(uri, version, file, split_lines(text))
     if not is_spec(text):
         return model
-    result = check_text(text, file, base_dir=base_dir)
+    result = check_text(text, file, base_dir=base_dir, allow_outside=allow_outside)
+    for error in result.errors:  # the command line's flag is a setting of the server here
+        if error.code == "AS308" and error.hint and "--allow-outside" in error.hint:
+            error.hint = error.hint.split(", or, for a spec you trust")[0] + (
+                ", or, for specs you trust, set the server's initialization option 'allowOutside' "
+                "(or start it with --allow-outside)")
     spec = result.spec
     doc = spec.src.doc if spec is not None else _load(text, file)
     if doc is not None:

@@ -119,10 +119,12 @@ class Analyzer:
     """The documents the editor has open and their analyses. `publish(document, model)` is
     called with each model of a document's latest version."""
 
-    def __init__(self, publish, debounce: float = 0.15, time_limit: float = 10.0):
+    def __init__(self, publish, debounce: float = 0.15, time_limit: float = 10.0,
+                 allow_outside: bool = False):
         self.publish = publish
         self.debounce = debounce
         self.time_limit = time_limit
+        self.allow_outside = allow_outside  # may 'extends' leave a spec's project
         self.documents: dict[str, Document] = {}
         self.pending: dict[str, None] = {}  # uris to analyse, oldest request first
         self.wake = asyncio.Event()
@@ -243,7 +245,7 @@ class Analyzer:
             await self._ready_worker()
             self.job = job = Job(document.uri, version, loop.time())
             request = {"uri": document.uri, "version": version, "text": text, "file": document.file,
-                       "base_dir": document.base_dir}
+                       "base_dir": document.base_dir, "allow_outside": self.allow_outside}
             model = await asyncio.wait_for(self.worker.request(request), self.time_limit)
             self.timings = (self.timings + [model.elapsed])[-100:]
         except asyncio.TimeoutError:

@@ -29,10 +29,10 @@ WAIT = 1.5  # seconds a request waits for the analysis of the latest version
 
 
 class ArchspecServer(LanguageServer):
-    def __init__(self, debounce: float = 0.15, time_limit: float = 10.0):
+    def __init__(self, debounce: float = 0.15, time_limit: float = 10.0, allow_outside: bool = False):
         super().__init__("archspec", archspec.__version__,
                          text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
-        self.debounce, self.time_limit = debounce, time_limit
+        self.debounce, self.time_limit, self.allow_outside = debounce, time_limit, allow_outside
         self.analyzer: Analyzer | None = None
 
     @property
@@ -74,8 +74,8 @@ class ArchspecServer(LanguageServer):
         return View(model, lines, self.encoding)
 
 
-def build(debounce: float = 0.15, time_limit: float = 10.0) -> ArchspecServer:
-    server = ArchspecServer(debounce, time_limit)
+def build(debounce: float = 0.15, time_limit: float = 10.0, allow_outside: bool = False) -> ArchspecServer:
+    server = ArchspecServer(debounce, time_limit, allow_outside)
     _register_documents(server)
     _register_requests(server)
     _register_navigation(server)
@@ -91,7 +91,9 @@ def _register_documents(server: ArchspecServer) -> None:
         options = params.initialization_options if isinstance(params.initialization_options, dict) else {}
         debounce = options.get("debounceMs", ls.debounce * 1000) / 1000
         limit = options.get("timeLimit", ls.time_limit)
-        ls.analyzer = Analyzer(ls.publish, debounce=max(0.0, float(debounce)), time_limit=float(limit))
+        outside = options.get("allowOutside", ls.allow_outside)
+        ls.analyzer = Analyzer(ls.publish, debounce=max(0.0, float(debounce)), time_limit=float(limit),
+                               allow_outside=outside is True)
         ls.analyzer.start()
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
@@ -188,5 +190,5 @@ def _register_commands(server: ArchspecServer) -> None:
                 "analysis_median_s": statistics.median(timings) if timings else None}
 
 
-def serve(debounce: float = 0.15, time_limit: float = 10.0) -> None:
-    build(debounce, time_limit).start_io()
+def serve(debounce: float = 0.15, time_limit: float = 10.0, allow_outside: bool = False) -> None:
+    build(debounce, time_limit, allow_outside).start_io()

@@ -43,7 +43,7 @@ def answer(request: dict):
         return sorted({name.partition(".")[0] for name in sys.modules})
     try:
         return analyze_text(request["uri"], request["version"], request["text"], request["file"],
-                            request["base_dir"])
+                            request["base_dir"], allow_outside=request.get("allow_outside", False))
     except Exception as exc:  # a bug: report it on the document, keep serving
         text = request.get("text")
         lines = split_lines(text) if isinstance(text, str) else []
