@@ -223,9 +223,13 @@ class Analyzer:
             return
         for uri, document in list(self.documents.items()):
             model = document.model
-            if document is base or model is None or not model.files:
+            if document is base:
                 continue
-            if base.path in model.files or base.file in model.files:
+            if model is None:  # not checked yet: only a check under way may have read the old text
+                composed = self.job is not None and self.job.uri == uri
+            else:
+                composed = base.path in model.files or base.file in model.files
+            if composed:
                 document.revision += 1
                 document.analysed.clear()
                 if document.timer is None:  # a pending timer will queue it anyway
