@@ -56,12 +56,14 @@ def check_file(path, *, allow_outside: bool = False, input_override=None,
 
 
 def check_text(text: str, file: str = "<spec>", *, base_dir=".", allow_outside: bool = False,
-               input_override=None) -> CheckResult:
-    """Check spec text (an editor's unsaved buffer); `extends` is resolved from `base_dir`."""
+               input_override=None, overlay: dict | None = None) -> CheckResult:
+    """Check spec text (an editor's unsaved buffer); `extends` is resolved from `base_dir`,
+    and a base whose resolved absolute path is a key of `overlay` is read from that text (the
+    editor's buffer of it) instead of the disk."""
     from archspec.spec.compose import load_spec_text
 
     return _check(file, lambda: load_spec_text(text, file, base_dir, allow_outside=allow_outside,
-                                               input_override=input_override))
+                                               input_override=input_override, overlay=overlay))
 
 
 def _check(file: str, load) -> CheckResult:

@@ -175,7 +175,9 @@ async def test_saving_a_base_rechecks_the_open_specs_that_extend_it(tmp_path):
         base.write_text(SMALL)
         child_uri, base_uri = lsp.uri_of(child), lsp.uri_of(base)
         assert await lsp.open_text(client, child_uri, "archspec: 1\nextends: base.yaml\n") == []
+        since = len(client.published)
         await lsp.open_text(client, base_uri, SMALL)
+        assert await lsp.diagnostics(client, child_uri, 1, since=since) == []  # opening it re-checks too
         broken = SMALL.replace("layers:", "layer:")  # the base no longer loads at all
         base.write_text(broken)  # the editor saves the base...
         since = len(client.published)

@@ -29,12 +29,15 @@ def is_spec(text: str) -> bool:
 
 
 def analyze_text(uri: str, version, text: str, file: str, base_dir: str, *,
-                 allow_outside: bool = False) -> FileModel:
+                 allow_outside: bool = False, overlay: dict | None = None) -> FileModel:
+    """`overlay`: the texts of the editor's other open specs by resolved path; a base spec
+    open in the editor is read from its buffer, saved or not."""
     started = time.perf_counter()
     model = FileModel(uri, version, file, split_lines(text))
     if not is_spec(text):
         return model
-    result = check_text(text, file, base_dir=base_dir, allow_outside=allow_outside)
+    overlay = overlay or {}
+    result = check_text(text, file, base_dir=base_dir, allow_outside=allow_outside, overlay=overlay)
     for error in result.errors:  # the command line's flag is a setting of the server here
         if error.code == "AS308" and error.hint and "--allow-outside" in error.hint:
             error.hint = error.hint.split(", or, for a spec you trust")[0] + (
@@ -48,8 +51,8 @@ def analyze_text(uri: str, version, text: str, file: str, base_dir: str, *,
         model.extends_span = _extends_span(doc)
         model.extends = _extends_target(doc, file, base_dir)
     model.extends_span = model.extends_span or _extends_line(model.lines)
-    model.problems = [_problem(e, "error", model) for e in result.errors]
-    model.problems += [_problem(w, "warning", model) for w in result.warnings]
+    model.problems = [_problem(e, "error", model, overlay) for e in result.errors]
+    model.problems += [_problem(w, "warning", model, overlay) for w in result.warnings]
     if doc is not None:
         templates = set(spec.templates) if spec is not None else set()
         model.entries = layer_entries(doc, templates)
@@ -82,7 +85,7 @@ def _load(text: str, file: str):
         return None
 
 
-def _problem(item, severity: str, model: FileModel) -> Problem:
+def _problem(item, severity: str, model: FileModel, overlay: dict) -> Problem:
     """An error or warning, placed in this document: in it, at its range; in a base spec, on the
     `extends:` line, pointing at the base's location."""
     loc, code = item.loc, item.code
@@ -100,7 +103,7 @@ def _problem(item, severity: str, model: FileModel) -> Problem:
         problem.span = span_of(loc, model.lines)
         return problem
     where = os.path.abspath(loc.file)
-    lines = _file_lines(where)
+    lines = split_lines(overlay[where]) if where in overlay else _file_lines(where)
     place = Place(where, span_of(loc, lines), lines[loc.line - 1] if 0 < loc.line <= len(lines) else "")
     if model.extends_span is not None:
         problem.span = model.extends_span

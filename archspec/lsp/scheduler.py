@@ -8,6 +8,11 @@ longer the latest is dropped; an analysis that is still running when a newer ver
 is given `STALE_GRACE` seconds to finish (most take milliseconds) and is then cancelled by
 killing the worker (a fresh one starts for the next analysis). An analysis that runs past the
 time guard is stopped the same way and reported on the document.
+
+A spec that `extends` another open document is checked against that document's buffer, saved or
+not: each request carries the texts of the other open specs (`overlay`, by resolved path). So a
+change to a document (after its debounce), its opening and its closing also queue the open
+documents composed from it (`FileModel.files`, the whole `extends` chain).
 """
 from __future__ import annotations
 
@@ -20,10 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import archspec
+from archspec.lsp.analysis import is_spec
 from archspec.lsp.model import FileModel, Problem, Span, split_lines
 from archspec.lsp.worker import HEADER
+from archspec.spec.load import MAX_BYTES
 
 STALE_GRACE = 0.25  # seconds a stale analysis may go on before it is cancelled
+OVERLAY_CHARS = 4 * MAX_BYTES  # at most this much buffer text goes with one request
 logger = logging.getLogger(__name__)
 
 
@@ -101,6 +109,8 @@ class Document:
     base_dir: str
     version: int | None
     text: str
+    path: str | None = None  # the resolved file a base's `extends` names; None for an untitled buffer
+    revision: int = 0  # counts the changes to this text and to the open bases it extends
     model: FileModel | None = None  # of the latest analysed version
     good: FileModel | None = None  # the latest model whose YAML parsed (hints on broken text)
     timer: asyncio.TimerHandle | None = None
@@ -110,7 +120,7 @@ class Document:
 @dataclass
 class Job:
     uri: str
-    version: int | None
+    revision: int
     started: float
     cancelled: bool = False
 
@@ -157,21 +167,27 @@ class Analyzer:
     def update(self, uri: str, version, text: str, file: str, base_dir: str, immediate: bool = False):
         document = self.documents.get(uri)
         if document is None:
-            document = self.documents[uri] = Document(uri, file, base_dir, version, text)
+            path = os.path.realpath(file) if os.path.isabs(file) else None
+            document = self.documents[uri] = Document(uri, file, base_dir, version, text, path)
         document.version, document.text = version, text
+        document.revision += 1
         document.analysed.clear()
         if document.timer is not None:
             document.timer.cancel()
         if immediate or self.debounce <= 0:
-            self._queue(uri)
+            self._changed(uri)
         else:
-            document.timer = asyncio.get_running_loop().call_later(self.debounce, self._queue, uri)
+            document.timer = asyncio.get_running_loop().call_later(self.debounce, self._changed, uri)
 
     def close(self, uri: str) -> None:
+        """Forget a document; the open specs that extend it are checked again, against the
+        file on disk."""
         document = self.documents.pop(uri, None)
         if document is not None and document.timer is not None:
             document.timer.cancel()
         self.pending.pop(uri, None)
+        if document is not None:
+            self._recheck_dependents(document)
 
     async def model(self, uri: str, wait: float = 1.0) -> Document | None:
         """The document, once its latest version is analysed (or after `wait` seconds, with
@@ -193,6 +209,49 @@ class Analyzer:
 
     # ---- the runner ------------------------------------------------------------------------
 
+    def _changed(self, uri: str) -> None:
+        """A document's text is final for now: check it, and the open specs that extend it."""
+        self._queue(uri)
+        document = self.documents.get(uri)
+        if document is not None:
+            self._recheck_dependents(document)
+
+    def _recheck_dependents(self, base: Document) -> None:
+        """Queue the open documents composed from `base` (directly or through a chain), their
+        versions unchanged."""
+        if base.path is None:
+            return
+        for uri, document in list(self.documents.items()):
+            model = document.model
+            if document is base:
+                continue
+            if model is None:  # not checked yet: only a check under way may have read the old text
+                composed = self.job is not None and self.job.uri == uri
+            else:
+                composed = base.path in model.files or base.file in model.files
+            if composed:
+                document.revision += 1
+                document.analysed.clear()
+                if document.timer is None:  # a pending timer will queue it anyway
+                    self._queue(uri)
+
+    def _overlay(self, document: Document) -> dict:
+        """The texts of the other open specs, by resolved path, for a document that extends
+        one (the bases it was composed from last time first), up to OVERLAY_CHARS in all; a
+        base beyond that is read from the disk."""
+        if "extends" not in document.text:
+            return {}
+        known = set(document.model.files) if document.model is not None else set()
+        others = sorted((d for d in self.documents.values() if d is not document and d.path is not None),
+                        key=lambda d: d.path not in known)
+        overlay, left = {}, OVERLAY_CHARS
+        for other in others:
+            text = other.text[:MAX_BYTES + 1]  # longer is refused as too large, like the file
+            if len(text) <= left and is_spec(text):
+                overlay[other.path] = text
+                left -= len(text)
+        return overlay
+
     def _queue(self, uri: str) -> None:
         document = self.documents.get(uri)
         if document is None:
@@ -201,7 +260,7 @@ class Analyzer:
         self.pending[uri] = None
         self.wake.set()
         job = self.job
-        if job is not None and job.uri == uri and job.version != document.version:
+        if job is not None and job.uri == uri and job.revision != document.revision:
             loop = asyncio.get_running_loop()
             delay = max(0.0, job.started + STALE_GRACE - loop.time())
             loop.call_later(delay, self._cancel, job)
@@ -238,14 +297,15 @@ class Analyzer:
             logger.exception("publishing the error for %s failed", document.uri)
 
     async def _analyse(self, document: Document) -> None:
-        version, text = document.version, document.text
+        version, text, revision = document.version, document.text, document.revision
         loop = asyncio.get_running_loop()
         model = None
         try:
             await self._ready_worker()
-            self.job = job = Job(document.uri, version, loop.time())
+            self.job = job = Job(document.uri, revision, loop.time())
             request = {"uri": document.uri, "version": version, "text": text, "file": document.file,
-                       "base_dir": document.base_dir, "allow_outside": self.allow_outside}
+                       "base_dir": document.base_dir, "allow_outside": self.allow_outside,
+                       "overlay": self._overlay(document)}
             model = await asyncio.wait_for(self.worker.request(request), self.time_limit)
             self.timings = (self.timings + [model.elapsed])[-100:]
         except asyncio.TimeoutError:
@@ -270,7 +330,7 @@ class Analyzer:
             return  # closed meanwhile
         if model.loaded:  # even a stale model serves hints and names on unchanged lines
             document.good = model
-        if document.version == version:
+        if document.revision == revision:
             document.model = model
             document.analysed.set()
             self.publish(document, model)

@@ -84,7 +84,9 @@ def build(debounce: float = 0.15, time_limit: float = 10.0, allow_outside: bool 
 
 
 def _register_documents(server: ArchspecServer) -> None:
-    """The session and the documents' lifecycle: each change (re)starts the document's check."""
+    """The session and the documents' lifecycle: each change (re)starts the document's check,
+    and that of the open specs that extend it (they read it from its buffer); closing it checks
+    those against the file on disk."""
 
     @server.feature(types.INITIALIZE)
     def initialize(ls: ArchspecServer, params: types.InitializeParams):
@@ -106,12 +108,7 @@ def _register_documents(server: ArchspecServer) -> None:
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls: ArchspecServer, params: types.DidSaveTextDocumentParams):
-        uri = params.text_document.uri
-        ls.changed(uri, immediate=True)
-        saved = ls.locate(uri)[0]
-        for other, document in list(ls.analyzer.documents.items()):  # specs that extend this one
-            if other != uri and document.model is not None and saved in document.model.files:
-                ls.changed(other, immediate=True)
+        ls.changed(params.text_document.uri, immediate=True)  # and the open specs that extend it
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: ArchspecServer, params: types.DidCloseTextDocumentParams):

@@ -4,7 +4,8 @@
 
 reads requests from stdin and writes answers to stdout, each a length-prefixed pickle (the two
 processes are the same program; nothing else talks to this pipe). A request is a dict with
-`uri`, `version`, `text`, `file` and `base_dir`; the answer is the `FileModel`
+`uri`, `version`, `text`, `file`, `base_dir`, `allow_outside` and `overlay` (the texts of
+the editor's other open specs that this one may extend, by resolved path); the answer is the `FileModel`
 (`{"modules": True}` asks for the imported top-level modules instead). An exception inside
 the analysis — a bug in archspec — becomes an AS900 diagnostic on the document instead of an
 answer that never comes. The server kills this process to cancel a stale or runaway analysis
@@ -43,7 +44,8 @@ def answer(request: dict):
         return sorted({name.partition(".")[0] for name in sys.modules})
     try:
         return analyze_text(request["uri"], request["version"], request["text"], request["file"],
-                            request["base_dir"], allow_outside=request.get("allow_outside", False))
+                            request["base_dir"], allow_outside=request.get("allow_outside", False),
+                            overlay=request.get("overlay"))
     except Exception as exc:  # a bug: report it on the document, keep serving
         text = request.get("text")
         lines = split_lines(text) if isinstance(text, str) else []

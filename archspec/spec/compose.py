@@ -90,10 +90,13 @@ def load_spec(path, *, allow_outside: bool = False, input_override: tuple | None
 def load_spec_text(text: str, file: str = "<spec>", base_dir=".", **kwargs) -> Spec:
     """Load a spec from YAML text (`archspec.loads`): `file` is the name errors give,
     `base_dir` the directory a relative `extends` starts from. Keyword arguments as for
-    `load_spec`: `allow_outside`, `input_override`, `var_overrides`."""
+    `load_spec`: `allow_outside`, `input_override`, `var_overrides`; and `overlay`, a dict from
+    resolved absolute paths to text (an editor's unsaved buffers): a base spec at one of those
+    paths is read from its text instead of the disk. The rules `extends` obeys are unchanged,
+    the file must still exist there; only its content comes from the overlay."""
     doc = load_text(text, file)
     spec = _compose(doc, spec_root(Path(base_dir).resolve()), kwargs.get("allow_outside", False),
-                    kwargs.get("input_override"), depth=0)
+                    kwargs.get("input_override"), depth=0, overlay=kwargs.get("overlay") or {})
     return _finish(spec, kwargs.get("var_overrides"))
 
 
@@ -174,12 +177,12 @@ def _short_text(text: str) -> str:
 
 
 def _compose(doc: Doc, root: "Root", allow_outside: bool, input_override, depth: int,
-             seen: tuple = ()) -> Spec:
+             seen: tuple = (), overlay: dict | None = None) -> Spec:
     src = doc.src()
     header = validate(SpecFile, doc.data, src, "spec")
     base = None
     if header.extends is not None:
-        base = _load_base(header.extends, doc, root, allow_outside, depth, seen)
+        base = _load_base(header.extends, doc, root, allow_outside, depth, seen, overlay or {})
     elif header.layers is None:
         raise src.error("spec: missing required key 'layers' (or 'extends' to inherit them)", code="AS202")
     if base is None and header.input is None and input_override is None:
@@ -209,7 +212,8 @@ def _compose(doc: Doc, root: "Root", allow_outside: bool, input_override, depth:
     return Spec(name, shape, vars_, templates, layers, layers_src, src, header.description, files)
 
 
-def _load_base(rel: str, doc: Doc, root: "Root", allow_outside: bool, depth: int, seen: tuple) -> Spec:
+def _load_base(rel: str, doc: Doc, root: "Root", allow_outside: bool, depth: int, seen: tuple,
+               overlay: dict) -> Spec:
     where = doc.src(("extends",))
     if depth >= MAX_EXTENDS_DEPTH:
         raise where.error(f"'extends' chain is deeper than {MAX_EXTENDS_DEPTH} files", code="AS308")
@@ -231,8 +235,10 @@ def _load_base(rel: str, doc: Doc, root: "Root", allow_outside: bool, depth: int
                           code="AS308")
     if not target.is_file():
         raise where.error(f"'extends: {rel}': no such file ({target})", code="AS308")
-    base_doc = load_file(target, display=_display(target))
-    return _compose(base_doc, root, allow_outside, None, depth + 1, seen + (target,))
+    text = overlay.get(str(target))  # an open editor buffer stands in for the file's bytes
+    display = _display(target)
+    base_doc = load_file(target, display=display) if text is None else load_text(text, display)
+    return _compose(base_doc, root, allow_outside, None, depth + 1, seen + (target,), overlay)
 
 
 PROJECT_MARKERS = ("pyproject.toml", ".git")
