@@ -560,3 +560,26 @@ def test_tie_mapping_without_transpose_is_a_plain_tie():
     node = list(graph.nodes.values())[-1]
     assert node.tie == "a" and not node.tie_transposed
     assert archspec.analyze(graph).totals["params"] == 12
+
+
+def test_repeat_ties_copies_transposed_to_copy_0():
+    """A square linear applied three times: copies 1 and 2 use copy 0's weight transposed."""
+    text = tiny((5,), "  - linear: {id: l, out: 5, repeat: 3, tie: {to: 0, transpose: true}}\n")
+    graph = archspec.expand(archspec.loads(text))
+    assert [(graph.nodes[f"l.{i}"].tie, graph.nodes[f"l.{i}"].tie_transposed) for i in range(3)] == [
+        (None, False), ("l.0", True), ("l.0", True)]
+    model = check_parity(graph)
+    assert set(model.state_dict()) == {"l.0.weight", "l.0.bias", "l.1.bias", "l.2.bias"}
+    x = torch.randn(2, 5)
+    w, b = model.l[0].weight, model.l[0].bias
+    with torch.no_grad():
+        want = (((x @ w.t() + b) @ w) + model.l[1].bias) @ w + model.l[2].bias
+        torch.testing.assert_close(model(x), want)
+
+
+def test_compiler_refuses_a_hand_edited_transposed_tie():
+    graph = autoencoder()
+    graph.nodes["dec2"].tie = "latent"  # a relu: no weight to use
+    with pytest.raises(SpecError) as info:
+        archspec.build(graph)
+    assert info.value.errors[0].code == "AS301" and "tied transposed" in str(info.value)

@@ -175,6 +175,9 @@ def _check_node(graph: Graph, key, node, seen: set, attributes) -> None:
         _refuse(node, f"'{name}' takes input from {_short(missing[0])}, which is not an earlier node", "AS301")
     if tie is not None and (tie not in seen or getattr(graph.nodes[tie], "tie", None) is not None):
         _refuse(node, f"'{name}' is tied to {_short(tie)}, which is not an earlier untied node", "AS301")
+    if getattr(node, "tie_transposed", False) and (tie is None or graph.nodes[tie].op != OPS[node.op].adjoint):
+        _refuse(node, f"'{name}' ({node.op}) is tied transposed to {_short(tie)}, which is not a "
+                      f"{OPS[node.op].adjoint or 'layer it can use transposed'}", "AS301")
 
 
 def refuse_dead_nodes(graph: Graph, keep, outputs) -> None:
