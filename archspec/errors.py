@@ -51,7 +51,8 @@ CODES = {
                        "too deep a chain"),
     "AS309": ("error", "'tie' names no earlier layer (a later one, this layer itself or a block containing it)"),
     "AS310": ("error", "a tied layer does not match the layer whose parameters it uses (op, settings, "
-                       "parameter shapes, structure, trainable, training-only)"),
+                       "parameter shapes, structure, trainable, training-only), or cannot use its weight "
+                       "transposed (`transpose: true`: not conv/conv_transpose or linear/linear, groups, shape)"),
     # shapes
     "AS401": ("error", "an op's shape rule is broken (input rank, window larger than the input, "
                        "channels that do not divide)"),

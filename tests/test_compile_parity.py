@@ -51,8 +51,8 @@ def smallest_valid(path: Path):
 
 def node_parameters(model, node) -> list:
     """The parameters compiled for `node`: its submodule's, or the bare parameter itself (none
-    for a tied node: it calls its owner's)."""
-    if node.tie is not None:
+    for a tied node: it calls its owner's; a node tied transposed has its own bias only)."""
+    if node.tie is not None and not node.tie_transposed:
         return []
     if OPS[node.op].bare_parameter:
         return [model.get_parameter(node.name)]

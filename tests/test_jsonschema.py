@@ -58,6 +58,8 @@ GOOD = {
                       "        b: [{conv: {out: 4, kernel: 1}}, relu]\n"
                       "  - seq: {id: s, layers: [relu, {maxpool: {kernel: 2}}]}\n"),
     "extends": "archspec: 1\nextends: base.yaml\noverride:\n  fc: {linear: {out: 10}}\n",
+    "tie": HEAD + ("layers:\n  - conv: {id: a, out: 3, kernel: 3, padding: 1}\n  - conv: {out: 3, kernel: 3, padding: 1, tie: a}\n"
+                   "  - conv_transpose: {out: 3, kernel: 3, padding: 1, tie: {to: a, transpose: true}}\n"),
 }
 
 BAD = {
@@ -72,7 +74,15 @@ BAD = {
     "unknown top-level key": HEAD + "layerz: [relu]\n",
     "bad nested layer": HEAD + "layers:\n  - seq: {layers: [{conv: {out: 8}}]}\n",
     "input too long": "archspec: 1\ninput: [1, 2, 3, 4, 5]\nlayers: [relu]\n",
+    "tie mapping without to": HEAD + "layers:\n  - conv: {out: 3, kernel: 1, tie: {transpose: true}}\n",
+    "tie mapping, transpose not a boolean": HEAD + "layers:\n  - conv: {out: 3, kernel: 1, tie: {to: a, transpose: 1}}\n",
 }
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.name)
+def test_example_validates(validator, path):
+    errors = list(validator.iter_errors(yaml.safe_load(path.read_text())))
+    assert not errors, [e.message[:200] for e in errors]
 
 
 @pytest.mark.parametrize("name", GOOD)

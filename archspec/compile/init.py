@@ -4,7 +4,8 @@ A scheme decides how convolutions (1-D, 2-D, 3-D, transposed), `nn.Linear` (per-
 the norms (batch, group, layer, instance) start out;
 archspec's own modules keep the initialisation they define themselves (`TableConv` and
 `LocallyConnected2d`: uniform ±1/√fan_in, `ChannelScale`: weight 1 / bias 0, `EuclideanRBF`:
-fixed ±1 prototypes; `layer_scale`'s parameter: its `init` value).
+fixed ±1 prototypes; `layer_scale`'s parameter: its `init` value). A layer tied transposed
+(`TransposedTie`) has a bias only: the scheme sets it as it would that layer's own.
 
 Schemes (`build(spec, init=...)`, `archspec build --init`):
 
@@ -26,8 +27,12 @@ input that is a batch norm is zeroed.
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import torch
 import torch.nn as nn
 
+from archspec.compile.modules import TransposedTie
 from archspec.graph.ir import INPUT, Graph
 
 _BATCHNORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.LayerNorm,
@@ -84,6 +89,8 @@ def initialize(module: nn.Module, scheme: str = "kaiming") -> nn.Module:
             linear(m)
         elif isinstance(m, _BATCHNORM):
             norm(m)
+        elif isinstance(m, TransposedTie):  # its bias, by the rule of the layer it stands for
+            (linear if m.is_linear else conv)(SimpleNamespace(weight=torch.empty(m.weight_shape), bias=m.bias))
     return module
 
 

@@ -238,3 +238,46 @@ class DropPath(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+def _linear_transposed(x, weight, bias):
+    return F.linear(x, weight.t(), bias)  # weight (in, out) of the tied-to layer: x @ weight + bias
+
+
+class TransposedTie(nn.Module):
+    """A layer using another layer's weight as its transpose (`tie: {to: enc, transpose: true}`)
+    with a bias of its own: `forward(x, weight)` takes the owner's weight, so the Parameter
+    exists once (in the state_dict under the owner's name) and its gradient sums both uses.
+
+    Built from the module the layer would have had alone (`layer`: nn.ConvNd, nn.ConvTransposeNd
+    or nn.Linear), whose settings and bias it keeps; its weight is dropped. A conv_transpose with
+    a conv's weight (the same (C2, C1/groups, *k) tensor) is that conv's adjoint, as a linear with
+    W.t() is a linear's."""
+
+    def __init__(self, layer: nn.Module):
+        super().__init__()
+        self.bias = layer.bias  # an nn.Parameter, or None
+        self.weight_shape = tuple(layer.weight.shape)  # what this layer's own weight would be
+        self.is_linear = isinstance(layer, nn.Linear)
+        if self.is_linear:
+            self.function, self.settings = _linear_transposed, {}
+        elif isinstance(layer, nn.modules.conv._ConvTransposeNd):
+            rank = len(layer.kernel_size)
+            self.function = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[rank - 1]
+            self.settings = dict(stride=layer.stride, padding=layer.padding, output_padding=layer.output_padding,
+                                 groups=layer.groups, dilation=layer.dilation)
+        elif isinstance(layer, nn.modules.conv._ConvNd) and layer.padding_mode == "zeros":
+            rank = len(layer.kernel_size)
+            self.function = (F.conv1d, F.conv2d, F.conv3d)[rank - 1]
+            self.settings = dict(stride=layer.stride, padding=layer.padding, dilation=layer.dilation,
+                                 groups=layer.groups)
+        else:
+            raise TypeError(f"cannot share a weight transposed with {type(layer).__name__}")
+
+    def forward(self, x, weight):
+        return self.function(x, weight, self.bias, **self.settings)
+
+    def extra_repr(self) -> str:
+        settings = ", ".join(f"{k}={v}" for k, v in self.settings.items())
+        return f"{self.function.__name__}, weight {self.weight_shape} of the tied layer" + (
+            f", {settings}" if settings else "") + f", bias={self.bias is not None}"

@@ -77,13 +77,15 @@ def _build(graph: Graph, training_heads: bool, init: str, zero_residual: bool) -
     root = nn.Module()
     args = {}
     for node in keep:
-        if node.tie is not None:  # calls its owner's module: one set of parameters (graph/tie.py)
+        if node.tie is not None and not node.tie_transposed:  # calls its owner's module (graph/tie.py)
             args[node.name] = tuple(node.inputs)
             continue
         in_shapes = [graph.shape(i) for i in node.inputs]
         module = OPS[node.op].torch(node.params, in_shapes, node.shape)
         bare = OPS[node.op].bare_parameter
-        args[node.name] = tuple(node.inputs) if bare else _in_place(node, module, writable.get(node.name))
+        if node.tie_transposed:  # its own bias, its owner's weight passed in (never in place)
+            module = modules.TransposedTie(module)
+        args[node.name] = tuple(node.inputs) if bare or node.tie else _in_place(node, module, writable.get(node.name))
         if not node.trainable:
             module.requires_grad_(False)
         _install(root, node.name, module)
@@ -173,6 +175,9 @@ def _check_node(graph: Graph, key, node, seen: set, attributes) -> None:
         _refuse(node, f"'{name}' takes input from {_short(missing[0])}, which is not an earlier node", "AS301")
     if tie is not None and (tie not in seen or getattr(graph.nodes[tie], "tie", None) is not None):
         _refuse(node, f"'{name}' is tied to {_short(tie)}, which is not an earlier untied node", "AS301")
+    if getattr(node, "tie_transposed", False) and (tie is None or graph.nodes[tie].op != OPS[node.op].adjoint):
+        _refuse(node, f"'{name}' ({node.op}) is tied transposed to {_short(tie)}, which is not a "
+                      f"{OPS[node.op].adjoint or 'layer it can use transposed'}", "AS301")
 
 
 def refuse_dead_nodes(graph: Graph, keep, outputs) -> None:
@@ -221,7 +226,10 @@ def _in_place(node, module: nn.Module, slot) -> tuple:
 
 def _call_module(code: fx.Graph, node, inputs: tuple) -> fx.Node:
     """A call of the node's submodule; a tied node calls its owner's, under its own name in the
-    generated code (`right_conv1 = self.left.conv1(...)`, meta "archspec_node")."""
+    generated code (`right_conv1 = self.left.conv1(...)`, meta "archspec_node"); a node tied
+    transposed calls its own with its owner's weight (`self.dec(x, self.enc.weight)`)."""
+    if node.tie_transposed:  # self.<name>(x, self.<owner>.weight): one Parameter, two uses
+        return code.call_module(node.name, (*inputs, code.get_attr(f"{node.tie}.weight")))
     if node.tie is None:
         return code.call_module(node.name, inputs)
     call = code.create_node("call_module", node.tie, inputs, name=node.name.replace(".", "_"))

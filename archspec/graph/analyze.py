@@ -59,6 +59,7 @@ class LayerStats:
     flops: int = 0  # floating-point operations (docs/format.md, "Counting conventions")
     saved_bytes: int = 0  # what autograd keeps for this node first, at the report's batch and dtype
     tied_to: str | None = None  # the layer whose parameters this one uses
+    tied_transposed: bool = False  # uses `tied_to`'s weight transposed; `params` is its own bias
     rf_start: list = field(default_factory=list)  # centre of output position 0's field, per axis
     global_context: bool = False  # depends on every input position (global pooling, SE, ...)
     rf_exact: bool = True  # False: receptive_field is an upper bound, jump an average
@@ -106,7 +107,8 @@ def analyze(graph: Graph, *, batch: int = 1, dtype: str = "fp32", optimizer: str
         op = OPS[node.op]
         in_shapes = [graph.shape(i) for i in node.inputs]
         params, macs = node_counts(graph, node)
-        own = node.trainable and not node.tie  # a tied layer's parameters are counted at its owner
+        # a tied layer's parameters are counted at its owner (one tied transposed owns its bias)
+        own = node.trainable and (not node.tie or node.tie_transposed)
         frozen = op.frozen_params(node.params, in_shapes, node.shape) if own else params
         rf = fields[node.name]
         layers.append(LayerStats(
@@ -118,7 +120,7 @@ def analyze(graph: Graph, *, batch: int = 1, dtype: str = "fp32", optimizer: str
             receptive_field=[as_number(f.bound) for f in rf.axes], jump=[as_number(f.jump) for f in rf.axes],
             line=node.loc.line, training_only=node.training_only,
             flops=op.flops(node.params, in_shapes, node.shape), saved_bytes=saved_by.get(node.name, 0),
-            tied_to=node.tie,
+            tied_to=node.tie, tied_transposed=node.tie_transposed,
             rf_start=[as_number(f.start) for f in rf.axes], global_context=rf.global_context,
             rf_exact=rf.exact, rf_resolved=rf.resolved,
         ))

@@ -23,6 +23,7 @@ class Node:
     training_only: bool = False  # part of a training-only head (`training_only: true`)
     blocks: tuple = ()  # enclosing block names, outermost first
     tie: str | None = None  # the node whose parameters this one uses (`tie`), never itself tied
+    tie_transposed: bool = False  # uses `tie`'s weight transposed and keeps its own bias
 
     @property
     def loc(self) -> Location:

@@ -10,6 +10,14 @@ inference network cannot use a training-only layer's parameters (inference drops
 On a block, template use or repeat copy, every node inside is tied to the node at the same
 name relative to the target block: both must have the same structure. A tied batch norm shares
 its running statistics too (one module: both uses update them in training).
+
+`tie: {to: other, transpose: true}` (one layer to one layer) shares the weight only, used as its
+transpose: the op must be the other's `adjoint` (a conv_transpose with a conv's weight, the
+reverse, a linear with a linear's weight as W.t()), with the same groups and a weight of the
+shape its own would have (`Op.adjoint_weight_shape` against the owner's `Op.weight_shape`:
+the tied autoencoder's decoder maps C2 -> C1 with the encoder's C1 -> C2 weight). The layer
+keeps its own bias (`Node.tie_transposed`); the owner is untied, or plainly tied (then its
+owner is used), never itself tied transposed.
 """
 from __future__ import annotations
 
@@ -17,15 +25,26 @@ from archspec.errors import did_you_mean
 from archspec.ops import OPS
 
 
-def tie_layer(builder, name: str, ref: str, scope, src, what: str, copy: bool = False) -> None:
-    """Tie the layer just built as `name` to the earlier layer `ref` (resolved like `from`:
-    from the innermost scope outwards). `src` locates the `tie` value for errors. With `copy`
-    (a repeat's copy, its scope the repeat's), `tie` may name the copy itself: copy 0 with
-    `tie: 0` keeps its parameters, and the other copies use them."""
+def tie_layer(builder, name: str, tie, scope, src, what: str, copy: bool = False) -> None:
+    """Tie the layer just built as `name` to the earlier layer `tie` names (a name, or a `Tie`
+    mapping: `to`, `transpose`), resolved like `from`: from the innermost scope outwards. `src`
+    locates the `tie` value for errors. With `copy` (a repeat's copy, its scope the repeat's),
+    `tie` may name the copy itself: copy 0 with `tie: 0` keeps its parameters, and the other
+    copies use them."""
+    ref, transpose = (tie, False) if isinstance(tie, str) else (tie.to, tie.transpose)
     target = resolve_target(builder, name, ref, scope, src, what, copy)
     if target == name and copy:
         return
+    if transpose:
+        node, owner = _transposed_pair(builder, name, target, src, what)
+        _check_transposed(builder, node, owner, src, what)
+        node.tie, node.tie_transposed = owner.tie or owner.name, True
+        return
     for node, owner in _pairs(builder, name, target, src, what):
+        if owner.tie_transposed:
+            raise src.error(f"{what}: cannot tie to '{owner.name}', which uses '{owner.tie}''s weight "
+                            "transposed and keeps its own bias; tie to a layer that owns its parameters",
+                            code="AS310")
         _check(builder, node, owner, src, what)
         node.tie = owner.tie or owner.name
 
@@ -75,6 +94,48 @@ def _pairs(builder, name: str, target: str, src, what: str) -> list:
     return [(mine[k], theirs[k]) for k in reversed(mine) if _has_params(builder, mine[k])]
 
 
+def _transposed_pair(builder, name: str, target: str, src, what: str) -> tuple:
+    nodes = builder.graph.nodes
+    if name not in nodes or target not in nodes:
+        raise src.error(f"{what}: 'transpose: true' ties one layer to another; '{target if name in nodes else name}' "
+                        "is a block (tie its layers one by one)", code="AS310")
+    node, owner = nodes[name], nodes[target]
+    if owner.tie_transposed:
+        raise src.error(f"{what}: cannot tie to '{owner.name}', which itself uses '{owner.tie}''s weight "
+                        f"transposed; tie to '{owner.tie}'", code="AS310")
+    return node, (nodes[owner.tie] if owner.tie else owner)
+
+
+def _check_transposed(builder, node, owner, src, what: str) -> None:
+    """`node` may use `owner`'s weight transposed: adjoint ops, same groups, matching shapes."""
+    graph = builder.graph
+    op = OPS[node.op]
+    shapes = [graph.shape(i) for i in node.inputs]
+    owner_shapes = [graph.shape(i) for i in owner.inputs]
+    label = f"{what}: cannot tie '{node.name}' to '{owner.name}' transposed"
+    if op.adjoint is None:
+        pairs = ", ".join(f"{o.name} to {o.adjoint}" for o in OPS.values() if o.adjoint)
+        raise src.error(f"{label}: {node.op} has no transposed weight to share (transposed ties: {pairs})",
+                        code="AS310")
+    if owner.op != op.adjoint:
+        raise src.error(f"{label}: a {node.op} can use the weight of a {op.adjoint} transposed, and "
+                        f"'{owner.name}' is a {owner.op}", code="AS310")
+    mine = op.adjoint_weight_shape(node.params, shapes)
+    theirs = OPS[owner.op].weight_shape(owner.params, owner_shapes)
+    if mine is None or theirs is None:
+        which = _settings(node if mine is None else owner)
+        raise src.error(f"{label}: {which} has no single weight tensor to share", code="AS310")
+    groups, owner_groups = getattr(node.params, "groups", 1), getattr(owner.params, "groups", 1)
+    if groups != owner_groups:
+        raise src.error(f"{label}: groups differ. Received: groups={groups} here, {owner_groups} there",
+                        code="AS310")
+    if mine != theirs:
+        raise src.error(f"{label}: its weight would need shape {list(mine)}, and '{owner.name}''s is "
+                        f"{list(theirs)} (the decoder maps the encoder's output channels back to its "
+                        "input channels, with the same kernel)", code="AS310")
+    _check_use(node, owner, src, label)
+
+
 def _members(builder, group: str, recent: bool = False) -> dict:
     """The nodes of block `group`, by name relative to it. The block just built is at the end of
     the graph (read backwards); a target is read once and remembered (a repeat ties every copy
@@ -102,10 +163,17 @@ def _check(builder, node, owner, src, what: str) -> None:
     owner_shapes = [graph.shape(i) for i in owner.inputs]
     label = f"{what}: cannot tie '{node.name}' to '{owner.name}'"
     if node.op != owner.op or node.params != owner.params:
-        raise src.error(f"{label}: {_settings(node)} differs from {_settings(owner)}", code="AS310")
+        hint = (f"'tie: {{to: {owner.name}, transpose: true}}' shares the weight transposed"
+                if OPS[node.op].adjoint == owner.op and node.op != owner.op else None)
+        raise src.error(f"{label}: {_settings(node)} differs from {_settings(owner)}", hint=hint, code="AS310")
     if op.weight_key(node.params, shapes) != op.weight_key(owner.params, owner_shapes):
         raise src.error(f"{label}: their parameters would have different shapes (inputs {list(shapes[0])} "
                         f"and {list(owner_shapes[0])})", code="AS310")
+    _check_use(node, owner, src, label)
+
+
+def _check_use(node, owner, src, label: str) -> None:
+    """Both trainable or both frozen; inference cannot use a training-only layer's parameters."""
     if node.trainable != owner.trainable:
         raise src.error(f"{label}: one is trainable and the other is not; shared parameters are one set",
                         code="AS310")

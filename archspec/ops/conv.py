@@ -133,6 +133,7 @@ class Conv(_Convolution):
 
     name = "conv"
     Params = ConvParams
+    adjoint = "conv_transpose"
     spatial = "window"
     fresh_output = True
     saves_rule = ("its input; with a connection table also the dense (out, in, *kernel) weight the "
@@ -173,6 +174,12 @@ class Conv(_Convolution):
         # the convolution keeps it beside the input: one weight's worth, whatever the batch.
         window = prod(per_axis(p.kernel, inputs[0], "kernel"))
         return [saved_input(), saved_new(p.out * inputs[0][0] * window)]
+
+    def weight_shape(self, p, inputs):
+        if p.connections is not None:
+            return None
+        shape = inputs[0]
+        return (p.out, shape[0] // p.groups, *per_axis(p.kernel, shape, "kernel"))
 
     def warnings(self, p, inputs, out):
         return _floor_warnings(p, inputs[0])
@@ -235,6 +242,7 @@ class ConvTranspose(_Convolution):
 
     name = "conv_transpose"
     Params = ConvTransposeParams
+    adjoint = "conv"
     spatial = "window"
     fresh_output = True
     onnx_notes = "exported as ConvTranspose, output_padding as its output_padding attribute"
@@ -255,6 +263,10 @@ class ConvTranspose(_Convolution):
     def params(self, p, inputs, out):
         c = inputs[0][0]
         return c * (p.out // p.groups) * prod(per_axis(p.kernel, inputs[0], "kernel")) + (p.out if p.bias else 0)
+
+    def weight_shape(self, p, inputs):
+        shape = inputs[0]
+        return (shape[0], p.out // p.groups, *per_axis(p.kernel, shape, "kernel"))
 
     def macs(self, p, inputs, out):
         shape = inputs[0]

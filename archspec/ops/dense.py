@@ -80,6 +80,7 @@ class Linear(Op):
 
     name = "linear"
     Params = LinearParams
+    adjoint = "linear"  # tied transposed, it computes x @ W (F.linear(x, W.t()))
     # Over positions it is pointwise: per_pixel works at each position, and a plain linear sees
     # a (F,) input whose field the flatten before it already made global.
     spatial = "pointwise"
@@ -103,6 +104,13 @@ class Linear(Op):
 
     def macs(self, p, inputs, out):
         return inputs[0][0] * p.out * prod(out[1:])
+
+    def weight_shape(self, p, inputs):
+        return None if p.per_pixel else (p.out, inputs[0][0])
+
+    def adjoint_weight_shape(self, p, inputs):
+        own = self.weight_shape(p, inputs)
+        return None if own is None else own[::-1]  # it uses the other layer's (in, out) as (out, in)
 
     def flops(self, p, inputs, out):
         return weighted_flops(self.macs(p, inputs, out), out, p.bias)

@@ -111,6 +111,9 @@ class Op:
     # (torchvision's ConvNeXt keeps `features.1.0.layer_scale` so, not `....layer_scale.weight`)
     # and the generated code multiplies by (get_attr + mul).
     bare_parameter: ClassVar[bool] = False
+    # The op that computes this op's transpose (adjoint) from its weight tensor, for
+    # `tie: {to: ..., transpose: true}` (graph/tie.py): conv <-> conv_transpose, linear -> linear.
+    adjoint: ClassVar[str | None] = None
     onnx_notes: ClassVar[str] = ""
     # ---- cost: FLOPs and memory (docs/format.md, "Counting conventions") -------------------
     # `flops_rule` states the op's FLOPs convention in words (docs/reference.md shows it).
@@ -196,6 +199,17 @@ class Op:
         """Beside the settings, what fixes the shapes of the op's parameters, for `tie`: the
         input's rank and channels (per-position weights need the whole input shape)."""
         return (len(inputs[0]), inputs[0][0])
+
+    def weight_shape(self, p, inputs: list[Shape]) -> tuple | None:
+        """The shape of the op's `weight` parameter, for ops with an `adjoint`; None where this
+        configuration's weight cannot be shared transposed (a connection table, per_pixel)."""
+        return None
+
+    def adjoint_weight_shape(self, p, inputs: list[Shape]) -> tuple | None:
+        """The shape the weight of an `adjoint` layer must have for this layer to use it
+        transposed: its own weight's shape where the two ops lay weights out as each other's
+        transpose (conv's (out, in/groups, *k) is conv_transpose's (in, out/groups, *k))."""
+        return self.weight_shape(p, inputs)
 
     def spatial_kind(self, p) -> str:
         """`spatial` for this configuration (the settings may change it)."""

@@ -131,8 +131,11 @@ def _layer_name(row: Row, report: Report) -> str:
 
 
 def _params_text(row: Row, report: Report) -> str:
-    """A layer that uses another's parameters (`tie`) names its owner: '= left.conv1'."""
+    """A layer that uses another's parameters (`tie`) names its owner: '= left.conv1'; one
+    that uses its weight transposed, its own bias and the owner: '16 + enc2ᵀ'."""
     if not row.block and row.out.tied_to:
+        if row.out.tied_transposed:
+            return f"{count_text(row.out.params)} + {row.out.tied_to}ᵀ"
         return f"= {row.out.tied_to}"
     return count_text(row.total("params"))
 

@@ -58,7 +58,9 @@ ENVELOPE_DOCS = {
     "tie": "An earlier layer (id, resolved like `from`) whose parameters this one uses instead of its own: "
            "same op and settings, counted once, one module called twice. On a block or template use, every "
            "layer inside is tied to its namesake in the other; with `repeat`, each copy is tied "
-           "(`tie: 0` shares copy 0's parameters).",
+           "(`tie: 0` shares copy 0's parameters). `tie: {to: enc, transpose: true}` uses one layer's weight "
+           "transposed and keeps its own bias: a conv_transpose with a conv's weight (or the reverse), a "
+           "linear with a linear's weight as W.t() (the tied autoencoder's decoder).",
 }
 TEMPLATE_DOCS = {
     "args": "Argument names with their defaults (`required` for arguments without one).",
@@ -88,7 +90,7 @@ def generate() -> dict:
         "layers": {"type": "array", "items": {"$ref": "#/$defs/layer"}},
         "layer_or_layers": {"anyOf": [{"$ref": "#/$defs/layer"}, {"$ref": "#/$defs/layers"}]},
     }
-    envelope = _envelope()
+    envelope = _envelope(defs)
     needs_settings = []
     entry_props = {}
     for kind, name, params, summary, nested in _definitions():
@@ -190,8 +192,8 @@ def block_summary(block) -> str:
     return lines[0].strip() if lines else ""
 
 
-def _envelope() -> dict:
-    props = _model_schema(Envelope, {}, owner="envelope")["properties"]
+def _envelope(defs: dict) -> dict:
+    props = _model_schema(Envelope, defs, owner="envelope")["properties"]  # `tie`'s mapping: $defs/Tie
     out = {}
     for key, value in props.items():
         value = _allow_expressions(value)

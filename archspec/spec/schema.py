@@ -87,6 +87,23 @@ def check_copy_id(pattern: str) -> str:
     return pattern
 
 
+TieTarget = Union[str, Annotated[int, Field(ge=0, strict=True)]]
+
+
+class Tie(Strict):
+    """`tie: {to: enc, transpose: true}`: use layer `to`'s weight transposed: a conv_transpose
+    with a conv's weight (or the reverse), a linear with a linear's weight as W.t(); the layer
+    keeps its own bias. `transpose: false` is the same as `tie: enc`."""
+
+    to: TieTarget
+    transpose: StrictBool = False
+
+    @field_validator("to")
+    @classmethod
+    def _to_text(cls, value):
+        return str(value) if isinstance(value, int) else value
+
+
 class Envelope(Strict):
     """Keys any layer may carry, whatever its op."""
 
@@ -102,8 +119,26 @@ class Envelope(Strict):
     if_: Optional[StrictBool] = Field(None, alias="if")
     doc: str = ""
     # An earlier layer whose parameters this one uses (graph/tie.py); a repeat's copies are
-    # named by index, so `tie: 0` (a YAML number) names copy 0.
-    tie: Optional[Union[str, Annotated[int, Field(ge=0, strict=True)]]] = None
+    # named by index, so `tie: 0` (a YAML number) names copy 0. A mapping (`Tie`) can ask for
+    # the layer's weight transposed.
+    tie: Optional[Union[TieTarget, Tie]] = None
+
+    @field_validator("tie", mode="before")
+    @classmethod
+    def _tie_mapping(cls, value):
+        """One plain message for a wrong mapping (pydantic would list every union member's)."""
+        if not isinstance(value, dict):
+            return value
+        unknown = sorted(str(k) for k in value if k not in Tie.model_fields)
+        if unknown:
+            raise ValueError(f"unknown key '{unknown[0]}' in the tie mapping (known: to, transpose)")
+        to = value.get("to")
+        if not (isinstance(to, str) or (type(to) is int and to >= 0)):
+            raise ValueError("a tie mapping needs 'to', the earlier layer whose weight it uses "
+                             f"(`tie: {{to: enc, transpose: true}}`). Received: to={to!r}")
+        if type(value.get("transpose", False)) is not bool:
+            raise ValueError(f"transpose must be true or false. Received: transpose={value['transpose']!r}")
+        return value
 
     @field_validator("tie")
     @classmethod
