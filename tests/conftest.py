@@ -8,6 +8,19 @@ ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 
 
+# the smallest network the CLI tests export, run and bench: a few seconds end to end
+TINY_SPEC = """\
+archspec: 1
+name: tiny
+input: [3, 8, 8]
+layers:
+  - conv: {id: c1, out: 4, kernel: 3, padding: 1}
+  - relu
+  - flatten
+  - linear: {id: fc, out: 6}
+"""
+
+
 def zoo_specs():
     """Every spec in the zoo, found at collection time so a new spec is tested automatically."""
     return sorted(SPECS.glob("*.yaml"))

@@ -76,6 +76,31 @@ async def diagnostics(client, uri: str, version: int, timeout: float = 30.0, sin
             pass
 
 
+async def settled(client, uri: str, version: int, wanted, timeout: float = 30.0, since: int = 0) -> list:
+    """The first of the server's publications for `version` of the document (after the first
+    `since`) that satisfies `wanted(diagnostics)`: where several checks of a document are in
+    flight (a base changed, then saved), an older one may publish after the newer one started.
+    Raises with the last publication seen when none does in time."""
+    deadline, seen = time.perf_counter() + timeout, since
+    last = None
+    while True:
+        for index in range(seen, len(client.published)):
+            params = client.published[index][1]
+            if params.uri == uri and params.version == version:
+                last = list(params.diagnostics)
+                if wanted(last):
+                    return last
+        seen = len(client.published)
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            raise TimeoutError(f"no satisfying diagnostics for {uri} version {version}; last: {last}")
+        client.arrived.clear()
+        try:
+            await asyncio.wait_for(client.arrived.wait(), left)
+        except asyncio.TimeoutError:
+            pass
+
+
 async def open_text(client, uri: str, text: str, version: int = 1) -> list:
     since = len(client.published)
     client.text_document_did_open(types.DidOpenTextDocumentParams(

@@ -4,7 +4,6 @@ durable fix for drift between the docs and the code."""
 import re
 
 import pytest
-import click
 import typer.main
 
 from archspec.cli import app
@@ -24,7 +23,7 @@ INVOCATION = re.compile(r"^(?:\$ )?(?:python -m )?archspec ([a-z][a-z-]*)(.*)$")
 def commands() -> dict:
     """command name -> its option strings (long and short)."""
     group = typer.main.get_command(app)
-    ctx = click.Context(group)  # commands load on demand: ask the group, as click does
+    ctx = typer.Context(group)  # commands load on demand: ask the group, as click does
     return {name: {opt for p in cmd.params for opt in (*p.opts, *p.secondary_opts)}
             for name in group.list_commands(ctx) for cmd in [group.get_command(ctx, name)]}
 
@@ -120,7 +119,7 @@ def test_every_command_taking_a_spec_takes_allow_outside():
     """The AS308 hint and docs/format.md offer `--allow-outside` on every command that reads a
     spec; a command that reads one without the option would make the hint a lie."""
     group = typer.main.get_command(app)
-    ctx = click.Context(group)
+    ctx = typer.Context(group)
     takes_files = {name for name in group.list_commands(ctx) if name != "ops"  # ops NAME: no file
                    and any(p.param_type_name == "argument" for p in group.get_command(ctx, name).params)}
     assert {"check", "report", "diff", "graph", "sizes", "build", "export"} <= takes_files

@@ -8,7 +8,7 @@ import shlex
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, TINY_SPEC, run_cli
 
 DOC = ROOT / "docs" / "json.md"
 DOCUMENTED = {"check", "report", "diff", "sizes", "run", "bench", "export --report", "ops", "ops NAME",
@@ -95,16 +95,7 @@ def test_path_resolution_reads_lists_and_maps():
 
 # ---- the values, not only the keys -----------------------------------------------------------
 
-TINY = """\
-archspec: 1
-name: tiny
-input: [3, 8, 8]
-layers:
-  - conv: {id: c1, out: 4, kernel: 3, padding: 1}
-  - relu
-  - flatten
-  - linear: {id: fc, out: 6}
-"""
+TINY = TINY_SPEC
 
 
 @pytest.mark.slow

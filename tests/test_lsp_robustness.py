@@ -183,14 +183,14 @@ async def test_saving_a_base_rechecks_the_open_specs_that_extend_it(tmp_path):
         since = len(client.published)
         await lsp.change(client, base_uri, broken, 2, wait=False)
         client.text_document_did_save(types.DidSaveTextDocumentParams(doc(base_uri)))
-        found = await lsp.diagnostics(client, child_uri, 1, since=since)  # ...and the child is checked again
+        found = await lsp.settled(client, child_uri, 1, bool, since=since)  # ...and the child is checked again
         assert [(d.code, d.range.start.line) for d in found] == [("AS201", 1)]
         assert "unknown key 'layer'" in found[0].message
         base.write_text(SMALL)  # fixed and saved: the child is clean again
         since = len(client.published)
         await lsp.change(client, base_uri, SMALL, 3, wait=False)
         client.text_document_did_save(types.DidSaveTextDocumentParams(doc(base_uri)))
-        assert await lsp.diagnostics(client, child_uri, 1, since=since) == []
+        assert await lsp.settled(client, child_uri, 1, lambda found: found == [], since=since) == []
     finally:
         await finish(client)
 

@@ -13,18 +13,9 @@ import time
 import pytest
 
 from archspec.progress import Progress, shown
-from conftest import ROOT, SPECS, run_cli
+from conftest import ROOT, SPECS, TINY_SPEC, run_cli
 
-TINY = """\
-archspec: 1
-name: tiny
-input: [3, 8, 8]
-layers:
-  - conv: {id: c1, out: 4, kernel: 3, padding: 1}
-  - relu
-  - flatten
-  - linear: {id: fc, out: 6}
-"""
+TINY = TINY_SPEC
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 EXPORT_STAGES = ["compile", "trace", "export", "check", "shape inference",
                  "verify batch 1", "verify batch 2", "verify batch 5"]

@@ -172,6 +172,10 @@ def load_text(text: str, file: str = "<spec>") -> Doc:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         loc = _location(file, mark) if mark else Location(file, 1, 1)
+        if "nesting depth" in str(exc.problem or ""):  # LibYAML >= 0.2.5's own limit, met first when
+            # its scanner reads far ahead of the events (a line of thousands of '[')
+            raise SpecError(f"spec is nested too deeply (more than {MAX_DEPTH} levels)", loc,
+                            code="AS105") from None
         raise SpecError(f"invalid YAML: {exc.problem or exc.context}", loc, code="AS102") from None
     except yaml.YAMLError as exc:
         raise SpecError(f"invalid YAML: {_first_line(exc)}", Location(file, 1, 1), code="AS102") from None
