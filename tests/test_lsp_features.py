@@ -343,3 +343,27 @@ async def test_every_zoo_spec_opens_clean_with_a_hint_on_each_top_level_layer(cl
         hints = await client.text_document_inlay_hint_async(types.InlayHintParams(doc(uri), EVERYTHING))
         assert expected <= {h.position.line for h in hints}, path.name
         lsp.close(client, uri)
+
+
+async def test_definition_of_a_tie_plain_and_transposed(client):
+    """`tie: left` and `tie: {to: enc2, transpose: true}` name layers like `from:` does."""
+    for path, marker, offset, target in [
+            (ROOT / "examples" / "siamese.yaml", "tie: left}", 5, "  - tower: {id: left}"),
+            (ROOT / "examples" / "tied_autoencoder.yaml", "tie: {to: enc2", 10, "  - conv: {id: enc2")]:
+        uri, text, found = await opened(client, path)
+        assert found == []
+        places = await definition(client, uri, position(text, marker, offset=offset))
+        assert [p.range.start.line for p in places] == [lsp.line_of(text, target)], path
+        name = target.split("id: ")[1].rstrip("}")
+        value = await hover_text(client, uri, position(text, marker, offset=offset))
+        assert value.startswith(f"**{name}** · "), value  # the layer it names, as on a from: id
+        lsp.close(client, uri)
+
+
+async def test_completion_of_tie_ids(client):
+    items = await edit_and_complete(client, ROOT / "examples" / "siamese.yaml", "tie: left}", "tie: le}",
+                                    "right, tie: le")  # (the header comment says `tie: left` too)
+    assert "left" in items and "right" not in items  # a tie names an earlier layer
+    items = await edit_and_complete(client, ROOT / "examples" / "tied_autoencoder.yaml", "tie: {to: enc2,",
+                                    "tie: {to: en,", "tie: {to: en")
+    assert {"enc1", "enc2"} <= set(items) and "dec1" not in items

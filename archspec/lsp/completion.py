@@ -1,6 +1,6 @@
 """Completion, read from the text being typed (which rarely parses mid-word) with names from the
 last model: op, block and template names after `- ` in a layer list, an op's settings (with
-their defaults) or a template's arguments inside `{...}` or under the layer, ids after `from:`,
+their defaults) or a template's arguments inside `{...}` or under the layer, ids after `from:` and `tie:`,
 `$vars` (and template arguments inside a template body), top-level keys."""
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ TRIGGERS = ["$", "{", ",", " ", "-", "["]
 LAYER_LISTS = {"layers", "body", *(key for block in BLOCKS.values() for key in block.nested)}
 _KEY_LINE = re.compile(r"^(\s*)(-\s+)?([A-Za-z_$][\w.$-]*)\s*:(\s*(#.*)?$)?")
 _VARIABLE = re.compile(r"\$\{[^}]*?([A-Za-z_]\w*)?$|\$([A-Za-z_]\w*)?$")
-_REFERENCE = re.compile(r"\b(?:from|shortcut_from):\s*(?:\[(?:[^\]]*,)?\s*)?([\w.-]*)$")
+_REFERENCE = re.compile(r"\b(?:(?:from|shortcut_from):\s*(?:\[(?:[^\]]*,)?\s*)?|tie:\s*(?:\{\s*to:\s*)?)"
+                        r"([\w.-]*)$")
 _LAYER_ITEM = re.compile(r"^(\s*)-\s+([\w-]*)$")
 _FLOW_LAYER = re.compile(r"\b(\w+):\s*\[(?:[^\]\[{}]*,)?\s*([\w-]*)$")
 _FLOW_KEY = re.compile(r"([\w-]+):\s*\{([^{}]*?,)?\s*([\w-]*)$")

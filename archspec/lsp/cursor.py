@@ -9,7 +9,7 @@ from archspec.lsp.index import innermost
 from archspec.lsp.model import Entry, FileModel, Span
 from archspec.lsp.text import expression_at, word_at
 
-REFERENCE_KEYS = ("from", "shortcut_from")  # settings whose values name layers
+REFERENCE_KEYS = ("from", "shortcut_from", "tie")  # settings whose values name layers (tie: {to: id} too)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Go to definition (`from` ids, template uses, `$vars` and template arguments, the `extends`
+"""Go to definition (`from` and `tie` ids, template uses, `$vars` and template arguments, the `extends`
 target) and the document outline (vars, templates, layers and blocks, nested)."""
 from __future__ import annotations
 
