@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest_asyncio
 from lsprotocol import types
 from pygls.protocol import default_converter
 from pygls.uris import from_fs_path
@@ -58,6 +59,28 @@ def uri_of(path) -> str:
     return from_fs_path(str(path))
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def client():
+    """One server for a test module (import it: `from lsp_session import client`)."""
+    session = await start()
+    yield session
+    await session.shutdown_session()
+    await session.stop()
+
+
+async def _more(client, deadline: float) -> bool:
+    """Wait for the next publication until `deadline`; False once the time is up."""
+    left = deadline - time.perf_counter()
+    if left <= 0:
+        return False
+    client.arrived.clear()
+    try:
+        await asyncio.wait_for(client.arrived.wait(), left)
+    except asyncio.TimeoutError:
+        pass
+    return True
+
+
 async def diagnostics(client, uri: str, version: int, timeout: float = 30.0, since: int = 0) -> list:
     """The diagnostics the server publishes for `version` of the document (among those that
     arrived after the first `since`: a document opened again starts at version 1 again)."""
@@ -66,14 +89,8 @@ async def diagnostics(client, uri: str, version: int, timeout: float = 30.0, sin
         for _, params in reversed(client.published[since:]):
             if params.uri == uri and params.version == version:
                 return list(params.diagnostics)
-        left = deadline - time.perf_counter()
-        if left <= 0:
+        if not await _more(client, deadline):
             raise TimeoutError(f"no diagnostics for {uri} version {version}")
-        client.arrived.clear()
-        try:
-            await asyncio.wait_for(client.arrived.wait(), left)
-        except asyncio.TimeoutError:
-            pass
 
 
 async def settled(client, uri: str, version: int, wanted, timeout: float = 30.0, since: int = 0) -> list:
@@ -91,14 +108,8 @@ async def settled(client, uri: str, version: int, wanted, timeout: float = 30.0,
                 if wanted(last):
                     return last
         seen = len(client.published)
-        left = deadline - time.perf_counter()
-        if left <= 0:
+        if not await _more(client, deadline):
             raise TimeoutError(f"no satisfying diagnostics for {uri} version {version}; last: {last}")
-        client.arrived.clear()
-        try:
-            await asyncio.wait_for(client.arrived.wait(), left)
-        except asyncio.TimeoutError:
-            pass
 
 
 async def open_text(client, uri: str, text: str, version: int = 1) -> list:

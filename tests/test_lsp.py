@@ -1,23 +1,14 @@
 """The language server end to end, as an editor drives it: a real LSP client over stdio against
 `python -m archspec lsp` (pytest-lsp), on zoo specs and broken copies of them."""
 import pytest
-import pytest_asyncio
 from lsprotocol import types
 
 import lsp_session as lsp
 from archspec.ops import OPS
-from lsp_session import ROOT, doc, position
+from lsp_session import ROOT, client, doc, position  # noqa: F401 (client: the fixture)
 
 SPECS = ROOT / "specs"
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client():
-    session = await lsp.start()
-    yield session
-    await session.shutdown_session()
-    await session.stop()
 
 
 def text_in(text: str, rng: types.Range) -> str:

@@ -7,13 +7,12 @@ Expected figures are arithmetic on the architecture: on a 3x8x8 input a 3x3 conv
 a conv of C channels flattens to 36·C features, and the child's `fc` (10 outputs) has 36·C·10
 weights + 10 biases and as many MACs as weights."""
 import pytest
-import pytest_asyncio
 from lsprotocol import types
 
 import lsp_session as lsp
 from archspec.check import check_text
 from archspec.graph.counts import totals
-from lsp_session import doc, position
+from lsp_session import client, doc, position  # noqa: F401 (client: the fixture)
 
 in_session = pytest.mark.asyncio(loop_scope="module")
 EVERYTHING = types.Range(start=types.Position(line=0, character=0), end=types.Position(line=10_000, character=0))
@@ -21,14 +20,6 @@ BASE = ("archspec: 1\ninput: [3, 8, 8]\nlayers:\n  - conv: {id: c1, out: 4, kern
         "  - flatten\n  - linear: {id: fc, out: 5}\n")
 CHILD = "archspec: 1\nextends: base.yaml\nname: child\noverride:\n  fc: {linear: {out: 10}}\n"
 WAIT = 10.0  # seconds: every check here takes milliseconds
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client():
-    session = await lsp.start()
-    yield session
-    await session.shutdown_session()
-    await session.stop()
 
 
 async def open_pair(client, tmp_path):

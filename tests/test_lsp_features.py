@@ -7,25 +7,16 @@ k·k·C·C'·H·W MACs), never from archspec's own output."""
 import re
 
 import pytest
-import pytest_asyncio
 import yaml
 from lsprotocol import types
 
 import lsp_session as lsp
 from archspec.ops import OPS
-from lsp_session import ROOT, doc, position
+from lsp_session import ROOT, client, doc, position  # noqa: F401 (client: the fixture)
 
 SPECS = ROOT / "specs"
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 EVERYTHING = types.Range(start=types.Position(line=0, character=0), end=types.Position(line=10_000, character=0))
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def client():
-    session = await lsp.start()
-    yield session
-    await session.shutdown_session()
-    await session.stop()
 
 
 async def opened(client, path, text=None, version=1):

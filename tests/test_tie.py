@@ -234,15 +234,20 @@ REFUSED = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(REFUSED))
-def test_tie_refusals_are_located(case):
-    layers, code, message = REFUSED[case]
-    text = tiny((3, 4, 4), layers)
+def only_error(text: str) -> SpecError:
+    """The one located error expanding `text` gives."""
     with pytest.raises(SpecError) as info:
         archspec.expand(archspec.loads(text, file="tie.yaml"))
     errors = info.value.errors
     assert len(errors) == 1, [str(e) for e in errors]
-    error = errors[0]
+    return errors[0]
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_tie_refusals_are_located(case):
+    layers, code, message = REFUSED[case]
+    text = tiny((3, 4, 4), layers)
+    error = only_error(text)
     assert error.code == code and message in error.message, str(error)
     line = text.splitlines()[error.loc.line - 1]
     assert line[error.loc.col - 1:].startswith(_tie_value(line)), str(error)
@@ -537,11 +542,7 @@ TRANSPOSED_REFUSED = {
 def test_transposed_tie_refusals_are_located(case):
     layers, message = TRANSPOSED_REFUSED[case]
     text = tiny((3, 4, 4), layers)
-    with pytest.raises(SpecError) as info:
-        archspec.expand(archspec.loads(text, file="tie.yaml"))
-    errors = info.value.errors
-    assert len(errors) == 1, [str(e) for e in errors]
-    error = errors[0]
+    error = only_error(text)
     assert error.code == "AS310" and message in error.message, str(error)
     line = text.splitlines()[error.loc.line - 1]
     assert line[error.loc.col - 1:].startswith(_tie_value(line)), str(error)
