@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from archspec.check import check_text
+from archspec.spec.compose import ALLOW_OUTSIDE_HOW
 from archspec.errors import CODES, SpecError
 from archspec.lsp.expansion import attach
 from archspec.lsp.index import document_marks, layer_entries, span_of
@@ -39,10 +40,9 @@ def analyze_text(uri: str, version, text: str, file: str, base_dir: str, *,
     overlay = overlay or {}
     result = check_text(text, file, base_dir=base_dir, allow_outside=allow_outside, overlay=overlay)
     for error in result.errors:  # the command line's flag is a setting of the server here
-        if error.code == "AS308" and error.hint and "--allow-outside" in error.hint:
-            error.hint = error.hint.split(", or, for a spec you trust")[0] + (
-                ", or, for specs you trust, set the server's initialization option 'allowOutside' "
-                "(or start it with --allow-outside)")
+        if error.code == "AS308" and error.hint:
+            error.hint = error.hint.replace(ALLOW_OUTSIDE_HOW, "set the server's initialization option "
+                                            "'allowOutside' (or start it with --allow-outside)")
     spec = result.spec
     doc = spec.src.doc if spec is not None else _load(text, file)
     if doc is not None:

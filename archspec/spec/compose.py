@@ -71,6 +71,10 @@ class VarOverrideError(SpecError):
         super().__init__(message, loc, hint, code="AS210")
 
 
+# how to let `extends` leave the project, as the AS308 hint says it (the language server says
+# it its own way)
+ALLOW_OUTSIDE_HOW = "pass --allow-outside (allow_outside=True from Python)"
+
 def load_spec(path, *, allow_outside: bool = False, input_override: tuple | None = None,
               var_overrides: dict | None = None) -> Spec:
     """Load, validate and resolve a spec file (`archspec.load`); the static path, no torch.
@@ -228,7 +232,7 @@ def _load_base(rel: str, doc: Doc, root: "Root", allow_outside: bool, depth: int
         raise where.error(f"'extends: {rel}' leaves the spec's directory tree ({root.path}"
                           f"{', its project' if root.project else ''})",
                           hint="move the base spec inside that tree (a .yaml file), or, for a spec you "
-                               "trust, pass --allow-outside (allow_outside=True from Python)",
+                               f"trust, {ALLOW_OUTSIDE_HOW}",
                           code="AS308")
     if target in seen:
         raise where.error(f"'extends' forms a cycle: {' -> '.join(p.name for p in seen + (target,))}",
