@@ -1,5 +1,9 @@
+import ctypes
+import ctypes.util
+import gc
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -48,6 +52,25 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c")) if sys.platform.startswith("linux") else None
+HEAVY_TEST_SECONDS = 1.0
+
+
+@pytest.fixture(autouse=True)
+def release_memory_after_heavy_tests():
+    """After a test that ran for a second or more (one that built, ran or exported a real
+    network), collect the garbage and give the freed heap back to the system. ONNX export
+    leaves reference cycles that only a full collection frees, and glibc keeps freed memory
+    for the process: without this, a worker running the VGG exports one after another grew
+    by half a GiB per test, and two such workers can exhaust a 24 GiB runner."""
+    start = time.perf_counter()
+    yield
+    if time.perf_counter() - start >= HEAVY_TEST_SECONDS:
+        gc.collect()
+        if _LIBC is not None and hasattr(_LIBC, "malloc_trim"):
+            _LIBC.malloc_trim(0)
 
 
 def run_cli(*args, env=None, cwd=None):

@@ -47,8 +47,11 @@ def recorded_saved_bytes(model, x) -> int:
         storage = tensor.untyped_storage()
         if storage.data_ptr() not in state:
             storages[storage.data_ptr()] = storage.nbytes()
-        held.append(tensor)  # keeps the storage alive, so its address is not reused
-        return tensor
+        held.append(storage)  # keeps the storage alive, so its address is not reused
+        # Neither `held` nor what pack returns may lead back to the graph: autograd keeps this
+        # hook in every node it saves for, and a tensor with a grad_fn here would close a cycle
+        # through C++ that Python's collector cannot see, keeping model and activations alive.
+        return tensor.detach()
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         model(x)
@@ -146,6 +149,22 @@ MORE = {
 @pytest.mark.parametrize("case", sorted(MORE))
 def test_grad_and_layout_cases_match_pytorch(case):
     check_graph(archspec.expand(archspec.loads(MORE[case], file=f"<{case}>")))
+
+
+def test_measuring_keeps_nothing_alive():
+    """The measurement must let the model and its activations go once it returns: the suite
+    measures every zoo net, and a worker that kept each one grew past 14 GiB."""
+    import gc
+    import weakref
+
+    graph = archspec.expand(archspec.loads(MORE["silu_in_place_after_bn"], file="<leak>"))
+    model = archspec.build(graph, seed=0).train()
+    x = torch.randn(BATCH, *graph.input_shape)
+    assert recorded_saved_bytes(model, x) > 0
+    gone = [weakref.ref(p) for p in model.parameters()]
+    del model
+    gc.collect()
+    assert all(ref() is None for ref in gone)
 
 
 # The blocks of today's families, small: MobileNetV3 (in-place hardswish, SE gate), EfficientNet
