@@ -15,7 +15,9 @@
 """
 from __future__ import annotations
 
+import gc
 import json
+import weakref
 
 import pytest
 import torch
@@ -154,9 +156,6 @@ def test_grad_and_layout_cases_match_pytorch(case):
 def test_measuring_keeps_nothing_alive():
     """The measurement must let the model and its activations go once it returns: the suite
     measures every zoo net, and a worker that kept each one grew past 14 GiB."""
-    import gc
-    import weakref
-
     graph = archspec.expand(archspec.loads(MORE["silu_in_place_after_bn"], file="<leak>"))
     model = archspec.build(graph, seed=0).train()
     x = torch.randn(BATCH, *graph.input_shape)
